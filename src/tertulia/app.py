@@ -1,0 +1,46 @@
+"""create_app(settings): mounts the faces, the middleware and the lifespan. Wiring only."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from tertulia import __version__
+from tertulia.faces import chatagent, health
+from tertulia.faces.errors import install_error_handlers
+from tertulia.faces.request_context import RequestContextMiddleware
+from tertulia.runtime import start_runtime
+from tertulia.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.runtime = await start_runtime(settings)
+        try:
+            yield
+        finally:
+            await app.state.runtime.database.dispose()
+
+    app = FastAPI(
+        title="Tertulia",
+        version=__version__,
+        description="A self-hostable chatbot platform server that speaks the APIs your clients already use.",
+        lifespan=lifespan,
+    )
+    app.include_router(health.router)
+    app.include_router(chatagent.router)
+    install_error_handlers(app, [chatagent.dialect])
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_upload_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"],
+        )
+    return app

@@ -1,0 +1,89 @@
+"""The `tertulia` command: serve, migrate, user."""
+
+import asyncio
+import getpass
+
+import typer
+import uvicorn
+
+from tertulia import __version__
+from tertulia.core import accounts
+from tertulia.core.errors import TertuliaError
+from tertulia.settings import Settings
+from tertulia.store.migrate import migrate
+from tertulia.store.session import Database
+
+app = typer.Typer(help="Tertulia: a chatbot platform server.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+
+async def _migrate(settings: Settings) -> None:
+    database = Database(settings.database_url)
+    try:
+        await migrate(database)
+    finally:
+        await database.dispose()
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Bring the database schema up to date."""
+    settings = Settings()
+    asyncio.run(_migrate(settings))
+    typer.echo(f"database is up to date ({_display_url(settings.database_url)})")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+) -> None:
+    """Migrate the database, then serve every face on HOST:PORT."""
+    from tertulia.app import create_app
+
+    settings = Settings()
+    asyncio.run(_migrate(settings))
+    typer.echo(f"Tertulia {__version__} on http://{host}:{port} ({_display_url(settings.database_url)})")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@user_app.command("create")
+def create_user(
+    email: str,
+    password: bool = typer.Option(False, "--password", help="Also set a password (asked for)."),
+    plan: str = typer.Option("standard", help="standard, premium or enterprise."),
+) -> None:
+    """Create an account and print an API key for it (shown once)."""
+    secret = getpass.getpass("Password: ") if password else None
+    settings = Settings()
+
+    async def create() -> str:
+        await _migrate(settings)
+        database = Database(settings.database_url)
+        try:
+            async with database.session() as session:
+                account = await accounts.register(
+                    session, accounts.NewAccount(email=email, password=secret, plan=plan)
+                )
+                issued = await accounts.create_api_key(session, accounts.Principal(account), "cli")
+                return f"created {account.email} ({account.id})\napi key: {issued.secret}"
+        finally:
+            await database.dispose()
+
+    try:
+        typer.echo(asyncio.run(create()))
+    except TertuliaError as error:
+        typer.echo(f"error: {error.message}", err=True)
+        raise typer.Exit(1) from error
+
+
+def _display_url(url: str) -> str:
+    """The database URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""The domain: accounts, bots, models, knowledge, conversations. No HTTP in here."""

@@ -1,0 +1,323 @@
+"""Accounts, passwords, access tokens (JWT), API keys and sub-accounts."""
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import jwt
+from anyio import to_thread
+from pwdlib import PasswordHash
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tertulia.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from tertulia.store.tables import Account, ApiKey, Bot, ServerState, utcnow
+
+JWT_ALGORITHM = "HS256"
+API_KEY_PREFIX = "tk_"
+ROLES = ("user",)
+PLANS = ("standard", "premium", "enterprise")
+RESOURCES = ("bots", "conversations", "knowledge", "keys", "accounts")
+SCOPES = frozenset(f"{resource}:{action}" for resource in RESOURCES for action in ("read", "write"))
+
+_passwords = PasswordHash.recommended()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an account, and what its credential lets it touch.
+
+    `scopes` None means everything the account may do (a password login or an unscoped
+    key). `bot_id` set means the credential works for that one bot only.
+    """
+
+    account: Account
+    scopes: frozenset[str] | None = None
+    bot_id: str | None = None
+    key_id: str | None = field(default=None)
+
+    @property
+    def account_id(self) -> str:
+        return self.account.id
+
+    def require(self, scope: str) -> None:
+        if self.scopes is not None and scope not in self.scopes:
+            raise Forbidden(f"this credential lacks the {scope!r} scope", {"scope": scope})
+
+    def require_any_bot(self) -> None:
+        """For actions that are not about one bot (creating one, managing keys)."""
+        if self.bot_id is not None:
+            raise Forbidden("this credential is bound to a single bot")
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    email: str
+    password: str | None
+    username: str | None = None
+    nickname: str | None = None
+    role: str = "user"
+    plan: str = "standard"
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: ApiKey
+    secret: str  # shown once, never stored
+
+
+# --- passwords ------------------------------------------------------------------------
+
+async def hash_password(password: str) -> str:
+    # argon2 is deliberately slow: keep it off the event loop.
+    return await to_thread.run_sync(_passwords.hash, password)
+
+
+async def password_matches(password: str, password_hash: str | None) -> bool:
+    if password_hash is None:
+        # Same cost as a real check, so timing does not reveal which accounts exist.
+        await to_thread.run_sync(_passwords.hash, password)
+        return False
+    return await to_thread.run_sync(_passwords.verify, password, password_hash)
+
+
+# --- accounts -------------------------------------------------------------------------
+
+def _username_from_email(email: str) -> str:
+    local = re.sub(r"[^a-zA-Z0-9_.-]", "", email.split("@", 1)[0]) or "user"
+    return f"{local[:48]}-{secrets.token_hex(3)}"
+
+
+async def register(session: AsyncSession, new: NewAccount, parent: Account | None = None) -> Account:
+    email = new.email.strip().lower()
+    username = (new.username or _username_from_email(email)).strip()
+    if new.role not in ROLES:
+        raise Forbidden(f"role {new.role!r} cannot be chosen at sign-up", {"field": "role"})
+    if new.plan not in PLANS:
+        raise Invalid(f"unknown plan {new.plan!r}", {"field": "plan", "allowed": list(PLANS)})
+    taken = await session.scalar(
+        select(Account.email).where(or_(Account.email == email, Account.username == username))
+    )
+    if taken is not None:
+        field_name = "email" if taken == email else "username"
+        raise Conflict(f"an account with this {field_name} already exists", {"field": field_name})
+    account = Account(
+        email=email,
+        username=username,
+        nickname=new.nickname,
+        role=new.role,
+        plan=new.plan,
+        password_hash=await hash_password(new.password) if new.password else None,
+        parent_id=parent.id if parent else None,
+    )
+    session.add(account)
+    try:
+        await session.commit()
+    except IntegrityError as error:  # a concurrent sign-up won the race
+        await session.rollback()
+        raise Conflict("an account with this email or username already exists") from error
+    return account
+
+
+async def authenticate_password(session: AsyncSession, login: str, password: str) -> Account:
+    """`login` is a username or an email address."""
+    needle = login.strip()
+    account = await session.scalar(
+        select(Account).where(or_(Account.username == needle, Account.email == needle.lower()))
+    )
+    matches = await password_matches(password, account.password_hash if account else None)
+    if account is None or not matches:
+        raise Unauthenticated("incorrect username or password")
+    if not account.is_active:
+        raise Unauthenticated("this account is disabled")
+    return account
+
+
+async def get_account(session: AsyncSession, account_id: str) -> Account:
+    account = await session.get(Account, account_id)
+    if account is None:
+        raise NotFound("account not found")
+    return account
+
+
+async def list_sub_accounts(session: AsyncSession, actor: Principal) -> list[Account]:
+    actor.require("accounts:read")
+    rows = await session.scalars(
+        select(Account).where(Account.parent_id == actor.account_id).order_by(Account.created_at)
+    )
+    return list(rows)
+
+
+async def create_sub_account(session: AsyncSession, actor: Principal, new: NewAccount) -> Account:
+    actor.require("accounts:write")
+    actor.require_any_bot()
+    if actor.account.parent_id is not None:
+        raise Forbidden("a sub-account cannot have sub-accounts of its own")
+    return await register(session, new, parent=actor.account)
+
+
+async def get_sub_account(session: AsyncSession, actor: Principal, account_id: str) -> Account:
+    """A parent acting for one of its sub-accounts; anything else is simply not found."""
+    actor.require("accounts:read")
+    account = await session.scalar(
+        select(Account).where(Account.id == account_id, Account.parent_id == actor.account_id)
+    )
+    if account is None:
+        raise NotFound("account not found")
+    return account
+
+
+# --- access tokens --------------------------------------------------------------------
+
+async def signing_secret(session: AsyncSession, configured: str | None) -> str:
+    """The configured secret, or the one generated on first start and kept in the database."""
+    if configured:
+        return configured
+    stored = await session.get(ServerState, "jwt_secret")
+    if stored is not None:
+        return stored.value
+    session.add(ServerState(key="jwt_secret", value=secrets.token_urlsafe(48)))
+    try:
+        await session.commit()
+    except IntegrityError:  # another process generated it first: use theirs
+        await session.rollback()
+    stored = await session.get(ServerState, "jwt_secret", populate_existing=True)
+    assert stored is not None
+    return stored.value
+
+
+def issue_access_token(account: Account, secret: str, ttl_seconds: int) -> IssuedToken:
+    now = utcnow()
+    claims = {
+        "sub": account.id,
+        "iat": now,
+        "exp": now + timedelta(seconds=ttl_seconds),
+        "typ": "access",
+    }
+    return IssuedToken(jwt.encode(claims, secret, algorithm=JWT_ALGORITHM), ttl_seconds)
+
+
+def looks_like_jwt(token: str) -> bool:
+    return token.count(".") == 2 and not token.startswith(API_KEY_PREFIX)
+
+
+async def authenticate_token(session: AsyncSession, token: str, secret: str) -> Principal:
+    """Accepts either an access token (JWT) or an API key; raises Unauthenticated otherwise."""
+    if looks_like_jwt(token):
+        try:
+            claims = jwt.decode(
+                token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub"]}
+            )
+        except jwt.ExpiredSignatureError as error:
+            raise Unauthenticated("the access token has expired") from error
+        except jwt.InvalidTokenError as error:
+            raise Unauthenticated("the access token is not valid") from error
+        if claims.get("typ") != "access":
+            raise Unauthenticated("the access token is not valid")
+        account = await session.get(Account, str(claims["sub"]))
+        if account is None or not account.is_active:
+            raise Unauthenticated("the access token is not valid")
+        return Principal(account)
+    return await _authenticate_api_key(session, token)
+
+
+# --- API keys -------------------------------------------------------------------------
+
+def _hash_secret(secret: str) -> str:
+    # Keys are 256 random bits: a plain SHA-256 is enough and keeps every request cheap.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def _authenticate_api_key(session: AsyncSession, secret: str) -> Principal:
+    key = await session.scalar(select(ApiKey).where(ApiKey.secret_hash == _hash_secret(secret)))
+    now = utcnow()
+    if key is None or key.revoked_at is not None or (key.expires_at and key.expires_at <= now):
+        raise Unauthenticated("the API key is not valid")
+    account = await session.get(Account, key.account_id)
+    if account is None or not account.is_active:
+        raise Unauthenticated("the API key is not valid")
+    await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+    await session.commit()
+    scopes = frozenset(key.scopes) if key.scopes is not None else None
+    return Principal(account, scopes=scopes, bot_id=key.bot_id, key_id=key.id)
+
+
+async def create_api_key(
+    session: AsyncSession,
+    actor: Principal,
+    name: str,
+    scopes: list[str] | None = None,
+    bot_id: str | None = None,
+    expires_at: datetime | None = None,
+) -> IssuedKey:
+    actor.require("keys:write")
+    unknown = sorted(set(scopes or ()) - SCOPES)
+    if unknown:
+        raise Invalid("unknown scopes", {"field": "scopes", "unknown": unknown, "allowed": sorted(SCOPES)})
+    # A key can never grant more than the credential that creates it.
+    if actor.scopes is not None:
+        wanted = frozenset(scopes) if scopes is not None else SCOPES
+        if not wanted <= actor.scopes:
+            raise Forbidden("a key cannot have scopes its creator lacks")
+        scopes = sorted(wanted)
+    if actor.bot_id is not None:
+        if bot_id not in (None, actor.bot_id):
+            raise Forbidden("this credential is bound to a single bot")
+        bot_id = actor.bot_id
+    if bot_id is not None:
+        owned = await session.scalar(
+            select(Bot.id).where(Bot.id == bot_id, Bot.account_id == actor.account_id)
+        )
+        if owned is None:
+            raise NotFound("bot not found", {"field": "bot_id"})
+    if expires_at is not None and expires_at <= utcnow():
+        raise Invalid("expires_at must be in the future", {"field": "expires_at"})
+    secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(
+        account_id=actor.account_id,
+        name=name,
+        prefix=secret[:10],
+        secret_hash=_hash_secret(secret),
+        scopes=sorted(set(scopes)) if scopes is not None else None,
+        bot_id=bot_id,
+        expires_at=expires_at,
+    )
+    session.add(key)
+    await session.commit()
+    return IssuedKey(key, secret)
+
+
+async def list_api_keys(
+    session: AsyncSession, actor: Principal, include_revoked: bool = False
+) -> list[ApiKey]:
+    actor.require("keys:read")
+    query = select(ApiKey).where(ApiKey.account_id == actor.account_id)
+    if actor.bot_id is not None:
+        query = query.where(ApiKey.bot_id == actor.bot_id)
+    if not include_revoked:
+        query = query.where(ApiKey.revoked_at.is_(None))
+    return list(await session.scalars(query.order_by(ApiKey.created_at, ApiKey.id)))
+
+
+async def revoke_api_key(session: AsyncSession, actor: Principal, key_id: str) -> ApiKey:
+    actor.require("keys:write")
+    query = select(ApiKey).where(ApiKey.id == key_id, ApiKey.account_id == actor.account_id)
+    if actor.bot_id is not None:
+        query = query.where(ApiKey.bot_id == actor.bot_id)
+    key = await session.scalar(query)
+    if key is None:
+        raise NotFound("API key not found")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        await session.commit()
+    return key
+

@@ -1,0 +1,166 @@
+"""Conversations and their messages, always within the caller's account."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tertulia.core.accounts import Principal
+from tertulia.core.bots import get_bot
+from tertulia.core.errors import Invalid, NotFound
+from tertulia.core.paging import Page, count_rows
+from tertulia.store.tables import Conversation, Message, utcnow
+
+STATUSES = ("open", "resolved", "unresolved")
+ROLES = ("user", "assistant", "system", "tool", "operator")
+
+
+@dataclass(frozen=True)
+class ConversationDraft:
+    bot_id: str
+    title: str = ""
+    platform: str = "web"
+    platform_chat_id: str | None = None
+    visitor_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConversationFilters:
+    bot_id: str | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    conversation: Conversation
+    message_count: int
+    last_message_at: datetime | None
+
+
+def check_status(status: str) -> str:
+    if status not in STATUSES:
+        raise Invalid(f"unknown conversation status {status!r}", {"field": "status", "allowed": list(STATUSES)})
+    return status
+
+
+async def create_conversation(session: AsyncSession, actor: Principal, draft: ConversationDraft) -> Conversation:
+    actor.require("conversations:write")
+    bot = await get_bot(session, actor, draft.bot_id)
+    conversation = Conversation(
+        account_id=actor.account_id,
+        bot_id=bot.id,
+        title=draft.title,
+        platform=draft.platform,
+        platform_chat_id=draft.platform_chat_id,
+        visitor_id=draft.visitor_id,
+        meta=draft.metadata,
+    )
+    session.add(conversation)
+    await session.commit()
+    return conversation
+
+
+def _scoped(actor: Principal):  # type: ignore[no-untyped-def]
+    query = select(Conversation).where(Conversation.account_id == actor.account_id)
+    if actor.bot_id is not None:
+        query = query.where(Conversation.bot_id == actor.bot_id)
+    return query
+
+
+async def get_conversation(session: AsyncSession, actor: Principal, conversation_id: str) -> Conversation:
+    actor.require("conversations:read")
+    conversation = await session.scalar(_scoped(actor).where(Conversation.id == conversation_id))
+    if conversation is None:
+        raise NotFound("conversation not found")
+    return conversation
+
+
+async def list_conversations(
+    session: AsyncSession, actor: Principal, filters: ConversationFilters, limit: int, offset: int
+) -> Page[ConversationSummary]:
+    actor.require("conversations:read")
+    query = _scoped(actor)
+    if filters.bot_id is not None:
+        query = query.where(Conversation.bot_id == filters.bot_id)
+    if filters.status is not None:
+        query = query.where(Conversation.status == check_status(filters.status))
+    total = await count_rows(session, query)
+    stats = (
+        select(
+            Message.conversation_id,
+            func.count(Message.id).label("message_count"),
+            func.max(Message.created_at).label("last_message_at"),
+        )
+        .where(Message.account_id == actor.account_id)
+        .group_by(Message.conversation_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        query.add_columns(stats.c.message_count, stats.c.last_message_at)
+        .outerjoin(stats, stats.c.conversation_id == Conversation.id)
+        .order_by(Conversation.updated_at.desc(), Conversation.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    items = [ConversationSummary(row[0], row[1] or 0, row[2]) for row in rows]
+    return Page(items, total, limit, offset)
+
+
+async def set_status(session: AsyncSession, actor: Principal, conversation_id: str, status: str) -> Conversation:
+    actor.require("conversations:write")
+    conversation = await get_conversation(session, actor, conversation_id)
+    conversation.status = check_status(status)
+    conversation.updated_at = utcnow()
+    await session.commit()
+    return conversation
+
+
+async def delete_conversation(session: AsyncSession, actor: Principal, conversation_id: str) -> None:
+    actor.require("conversations:write")
+    conversation = await get_conversation(session, actor, conversation_id)
+    await session.delete(conversation)
+    await session.commit()
+
+
+async def add_message(
+    session: AsyncSession,
+    actor: Principal,
+    conversation_id: str,
+    role: str,
+    content: str,
+    token_count: int = 0,
+    metadata: dict[str, Any] | None = None,
+    message_type: str = "text",
+) -> Message:
+    actor.require("conversations:write")
+    if role not in ROLES:
+        raise Invalid(f"unknown message role {role!r}", {"field": "role", "allowed": list(ROLES)})
+    conversation = await get_conversation(session, actor, conversation_id)
+    message = Message(
+        account_id=actor.account_id,
+        conversation_id=conversation.id,
+        role=role,
+        content=content,
+        token_count=token_count,
+        message_type=message_type,
+        meta=metadata or {},
+    )
+    session.add(message)
+    conversation.updated_at = utcnow()
+    await session.commit()
+    return message
+
+
+async def list_messages(
+    session: AsyncSession, actor: Principal, conversation_id: str, limit: int, offset: int
+) -> Page[Message]:
+    conversation = await get_conversation(session, actor, conversation_id)
+    query = select(Message).where(
+        Message.conversation_id == conversation.id, Message.account_id == actor.account_id
+    )
+    total = await count_rows(session, query)
+    rows = await session.scalars(query.order_by(Message.created_at, Message.id).limit(limit).offset(offset))
+    return Page(list(rows), total, limit, offset)

@@ -1,0 +1,78 @@
+"""The one error hierarchy; each face maps these kinds to its own envelope and status."""
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RateLimitState:
+    """Where a caller stands against its limit: what X-RateLimit-* headers report."""
+
+    limit: int
+    remaining: int
+    reset: int  # epoch seconds when the window resets
+
+
+class TertuliaError(Exception):
+    """A failure a client can act on. `details` carries structured context (a field, a limit)."""
+
+    kind = "internal"
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class Invalid(TertuliaError):
+    kind = "invalid"
+
+
+class Unauthenticated(TertuliaError):
+    kind = "unauthenticated"
+
+
+class Forbidden(TertuliaError):
+    kind = "forbidden"
+
+
+class NotFound(TertuliaError):
+    kind = "not_found"
+
+
+class Conflict(TertuliaError):
+    kind = "conflict"
+
+
+class PayloadTooLarge(TertuliaError):
+    kind = "too_large"
+
+
+class RateLimited(TertuliaError):
+    kind = "rate_limited"
+
+    def __init__(self, message: str, limit: RateLimitState) -> None:
+        super().__init__(message, {"limit": limit.limit, "reset": limit.reset})
+        self.limit = limit
+
+
+class QuotaExceeded(TertuliaError):
+    kind = "quota_exceeded"
+
+
+class Unavailable(TertuliaError):
+    kind = "unavailable"
+
+__all__ = [
+    "Conflict",
+    "Forbidden",
+    "Invalid",
+    "NotFound",
+    "PayloadTooLarge",
+    "QuotaExceeded",
+    "RateLimitState",
+    "RateLimited",
+    "TertuliaError",
+    "Unauthenticated",
+    "Unavailable",
+]

@@ -1,0 +1,1 @@
+"""Knowledge: bases, documents, chunking, ingestion and retrieval."""

@@ -1,0 +1,107 @@
+"""Knowledge bases: named collections of documents with their indexing settings."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tertulia.core.accounts import Principal
+from tertulia.core.errors import Invalid, NotFound
+from tertulia.core.paging import Page, count_rows
+from tertulia.store.tables import KnowledgeBase
+
+VECTOR_STORES = ("builtin", "chroma", "pgvector", "sqlite")
+
+
+@dataclass(frozen=True)
+class KnowledgeBaseDraft:
+    name: str
+    description: str = ""
+    embedding_model: str | None = None
+    chunk_size: int = 1000
+    chunk_overlap: int = 200
+    vector_store_type: str = "builtin"
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _check(draft: KnowledgeBaseDraft) -> None:
+    if draft.chunk_overlap >= draft.chunk_size:
+        raise Invalid("chunk_overlap must be smaller than chunk_size", {"field": "chunk_overlap"})
+    if draft.vector_store_type not in VECTOR_STORES:
+        raise Invalid(
+            f"unknown vector store type {draft.vector_store_type!r}",
+            {"field": "vector_store_type", "allowed": list(VECTOR_STORES)},
+        )
+
+
+async def create_knowledge_base(
+    session: AsyncSession, actor: Principal, draft: KnowledgeBaseDraft
+) -> KnowledgeBase:
+    actor.require("knowledge:write")
+    actor.require_any_bot()
+    _check(draft)
+    base = KnowledgeBase(
+        account_id=actor.account_id,
+        name=draft.name,
+        description=draft.description,
+        embedding_model=draft.embedding_model,
+        chunk_size=draft.chunk_size,
+        chunk_overlap=draft.chunk_overlap,
+        vector_store_type=draft.vector_store_type,
+        meta=draft.metadata,
+    )
+    session.add(base)
+    await session.commit()
+    return base
+
+
+async def get_knowledge_base(session: AsyncSession, actor: Principal, base_id: str) -> KnowledgeBase:
+    actor.require("knowledge:read")
+    base = await session.scalar(
+        select(KnowledgeBase).where(
+            KnowledgeBase.id == base_id, KnowledgeBase.account_id == actor.account_id
+        )
+    )
+    if base is None:
+        raise NotFound("knowledge base not found")
+    return base
+
+
+async def list_knowledge_bases(
+    session: AsyncSession, actor: Principal, limit: int, offset: int
+) -> Page[KnowledgeBase]:
+    actor.require("knowledge:read")
+    query = select(KnowledgeBase).where(KnowledgeBase.account_id == actor.account_id)
+    total = await count_rows(session, query)
+    rows = await session.scalars(
+        query.order_by(KnowledgeBase.created_at.desc(), KnowledgeBase.id).limit(limit).offset(offset)
+    )
+    return Page(list(rows), total, limit, offset)
+
+
+async def owned_knowledge_bases(
+    session: AsyncSession, actor: Principal, base_ids: list[str]
+) -> list[KnowledgeBase]:
+    """The bases with these ids, all of which must belong to the caller's account."""
+    wanted = list(dict.fromkeys(base_ids))
+    if not wanted:
+        return []
+    rows = await session.scalars(
+        select(KnowledgeBase).where(
+            KnowledgeBase.id.in_(wanted), KnowledgeBase.account_id == actor.account_id
+        )
+    )
+    found = {base.id: base for base in rows}
+    missing = [base_id for base_id in wanted if base_id not in found]
+    if missing:
+        raise NotFound("knowledge base not found", {"field": "knowledge_base_ids", "missing": missing})
+    return [found[base_id] for base_id in wanted]
+
+
+async def delete_knowledge_base(session: AsyncSession, actor: Principal, base_id: str) -> None:
+    actor.require("knowledge:write")
+    actor.require_any_bot()
+    base = await get_knowledge_base(session, actor, base_id)
+    await session.delete(base)
+    await session.commit()

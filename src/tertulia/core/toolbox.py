@@ -1,0 +1,44 @@
+"""A bot's toolbox: which model serves each task type (chat, embedding, rerank …)."""
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tertulia.core.accounts import Principal
+from tertulia.core.bots import get_bot
+from tertulia.core.catalog import TASK_KINDS, ModelChoice, check_choice
+from tertulia.core.errors import NotFound
+from tertulia.store.tables import ModelSpec
+
+
+async def set_model(session: AsyncSession, actor: Principal, bot_id: str, choice: ModelChoice) -> ModelSpec:
+    """Routes `choice.task_type` for this bot to a model; replaces an earlier route for it."""
+    actor.require("bots:write")
+    bot = await get_bot(session, actor, bot_id)
+    check_choice(choice)
+    spec = next((spec for spec in bot.models if spec.task_type == choice.task_type), None)
+    if spec is None:
+        spec = ModelSpec(account_id=bot.account_id, bot_id=bot.id, task_type=choice.task_type)
+        bot.models.append(spec)
+    spec.kind = TASK_KINDS[choice.task_type]
+    spec.provider = choice.provider
+    spec.model_id = choice.model_id
+    await session.commit()
+    return spec
+
+
+async def list_models(session: AsyncSession, actor: Principal, bot_id: str) -> list[ModelSpec]:
+    actor.require("bots:read")
+    bot = await get_bot(session, actor, bot_id)
+    return list(bot.models)
+
+
+async def remove_model(session: AsyncSession, actor: Principal, bot_id: str, task_type: str) -> None:
+    actor.require("bots:write")
+    bot = await get_bot(session, actor, bot_id)
+    spec = await session.scalar(
+        select(ModelSpec).where(ModelSpec.bot_id == bot.id, ModelSpec.task_type == task_type)
+    )
+    if spec is None:
+        raise NotFound(f"this bot has no model for task type {task_type!r}")
+    await session.delete(spec)
+    await session.commit()

@@ -1,0 +1,12 @@
+"""The ChatAgent face (`/api/v1`, chatagent-api.md): the native and richest dialect."""
+
+from fastapi import APIRouter
+
+from tertulia.faces.chatagent import auth, bots, conversations, knowledge
+from tertulia.faces.chatagent.errors import dialect
+
+router = APIRouter(prefix="/api/v1")
+for module in (auth, bots, conversations, knowledge):
+    router.include_router(module.router)
+
+__all__ = ["dialect", "router"]

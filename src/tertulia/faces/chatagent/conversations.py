@@ -1,0 +1,135 @@
+"""ChatAgent /conversations: create, list, read, delete, and the message history."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from tertulia.core import conversations
+from tertulia.faces.chatagent.bots import Limit, Offset
+from tertulia.faces.chatagent.deps import CurrentPrincipal
+from tertulia.faces.chatagent.schemas import (
+    ConversationCreate,
+    ConversationPublic,
+    ConversationsPublic,
+    ConversationStatus,
+    ConversationSummary,
+    Done,
+    MessagePublic,
+    MessagesPublic,
+)
+from tertulia.faces.deps import SessionDep
+from tertulia.store.tables import Conversation, Message
+
+router = APIRouter(prefix="/conversations", tags=["conversations"])
+
+# ChatAgent calls an open conversation "active".
+TO_CORE_STATUS = {"active": "open", "resolved": "resolved", "unresolved": "unresolved"}
+FROM_CORE_STATUS = {core: face for face, core in TO_CORE_STATUS.items()}
+SENDER_TYPES = {"user": "user", "assistant": "bot", "operator": "agent", "system": "system", "tool": "tool"}
+
+
+def conversation_public(conversation: Conversation) -> ConversationPublic:
+    return ConversationPublic(
+        id=conversation.id,
+        user_id=conversation.account_id,
+        bot_id=conversation.bot_id,
+        title=conversation.title,
+        platform=conversation.platform,
+        platform_chat_id=conversation.platform_chat_id,
+        status=FROM_CORE_STATUS[conversation.status],
+        context=conversation.meta,
+        created_at=conversation.created_at,
+        updated_at=conversation.updated_at,
+    )
+
+
+def message_public(conversation: Conversation, message: Message) -> MessagePublic:
+    from_bot = message.role == "assistant"
+    return MessagePublic(
+        id=message.id,
+        conversation_id=message.conversation_id,
+        content=message.content,
+        message_type=message.message_type,
+        sender_type=SENDER_TYPES[message.role],
+        sender_id=conversation.bot_id if from_bot else message.meta.get("sender_id", conversation.account_id),
+        created_at=message.created_at,
+        metadata=message.meta,
+    )
+
+
+@router.post("/", status_code=status.HTTP_201_CREATED)
+async def create_conversation(
+    body: ConversationCreate, principal: CurrentPrincipal, session: SessionDep
+) -> ConversationPublic:
+    conversation = await conversations.create_conversation(
+        session,
+        principal,
+        conversations.ConversationDraft(
+            bot_id=body.bot_id,
+            title=body.title,
+            platform=body.platform,
+            platform_chat_id=body.platform_chat_id,
+            metadata=body.context,
+        ),
+    )
+    return conversation_public(conversation)
+
+
+@router.get("/")
+async def list_conversations(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    limit: Limit = 20,
+    offset: Offset = 0,
+    bot_id: Annotated[str | None, Query(max_length=64)] = None,
+    status: ConversationStatus | None = None,
+) -> ConversationsPublic:
+    filters = conversations.ConversationFilters(bot_id, TO_CORE_STATUS[status] if status else None)
+    page = await conversations.list_conversations(session, principal, filters, limit, offset)
+    return ConversationsPublic(
+        conversations=[
+            ConversationSummary(
+                id=item.conversation.id,
+                bot_id=item.conversation.bot_id,
+                title=item.conversation.title,
+                platform=item.conversation.platform,
+                status=FROM_CORE_STATUS[item.conversation.status],
+                message_count=item.message_count,
+                created_at=item.conversation.created_at,
+                last_message_at=item.last_message_at,
+            )
+            for item in page.items
+        ],
+        total=page.total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.get("/{conversation_id}")
+async def get_conversation(conversation_id: str, principal: CurrentPrincipal, session: SessionDep) -> ConversationPublic:
+    return conversation_public(await conversations.get_conversation(session, principal, conversation_id))
+
+
+@router.delete("/{conversation_id}")
+async def delete_conversation(conversation_id: str, principal: CurrentPrincipal, session: SessionDep) -> Done:
+    await conversations.delete_conversation(session, principal, conversation_id)
+    return Done(message="Conversation deleted")
+
+
+@router.get("/{conversation_id}/messages")
+async def list_messages(
+    conversation_id: str,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Offset = 0,
+) -> MessagesPublic:
+    conversation = await conversations.get_conversation(session, principal, conversation_id)
+    page = await conversations.list_messages(session, principal, conversation_id, limit, offset)
+    return MessagesPublic(
+        messages=[message_public(conversation, message) for message in page.items],
+        total=page.total,
+        limit=page.limit,
+        offset=page.offset,
+    )

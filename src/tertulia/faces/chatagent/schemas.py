@@ -1,0 +1,284 @@
+"""ChatAgent request and response shapes, field for field as chatagent-api.md shows them.
+
+Requests accept snake_case (the document, the Python SDK) and camelCase (the JS SDK).
+"""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, EmailStr, Field
+from pydantic.alias_generators import to_camel
+
+Name = Annotated[str, Field(min_length=1, max_length=128)]
+Text = Annotated[str, Field(max_length=4000)]
+LongText = Annotated[str, Field(max_length=32000)]
+Url = Annotated[str, Field(max_length=2048)]
+Identifier = Annotated[str, Field(min_length=1, max_length=64)]
+SmallDict = Annotated[dict[str, Any], Field(max_length=64)]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore",
+        alias_generator=AliasGenerator(validation_alias=lambda name: AliasChoices(name, to_camel(name))),
+    )
+
+
+# --- auth ------------------------------------------------------------------------------
+
+class RegisterRequest(Request):
+    username: Annotated[str, Field(min_length=3, max_length=64, pattern=r"^[\w.@+-]+$")]
+    nickname: Annotated[str, Field(max_length=128)] | None = None
+    email: EmailStr
+    password: Annotated[str, Field(min_length=8, max_length=256)]
+    role: Literal["user"] = "user"
+
+
+class LoginRequest(Request):
+    username: Annotated[str, Field(min_length=1, max_length=320)]
+    password: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class UserInfo(BaseModel):
+    id: str
+    username: str
+    nickname: str | None
+    email: str
+    role: str
+    created_at: datetime
+
+
+class TokenResponse(BaseModel):
+    success: bool = True
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    user_info: UserInfo
+
+
+class UserPublic(UserInfo):
+    plan: str
+    is_active: bool
+    updated_at: datetime
+
+
+class ApiKeyCreate(Request):
+    name: Name = "default"
+    scopes: Annotated[list[Identifier], Field(max_length=32)] | None = None
+    bot_id: Identifier | None = None
+    expires_at: datetime | None = None
+
+
+class ApiKeyPublic(BaseModel):
+    id: str
+    name: str
+    prefix: str
+    scopes: list[str] | None
+    bot_id: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="The secret. Shown only in this response.")
+
+
+class ApiKeysPublic(BaseModel):
+    api_keys: list[ApiKeyPublic]
+    total: int
+
+
+class Done(BaseModel):
+    success: bool = True
+    message: str
+
+
+# --- bots ------------------------------------------------------------------------------
+
+class LlmConfig(Request):
+    provider: Identifier | None = None
+    model: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    api_key: Annotated[str, Field(max_length=512)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(gt=0, le=1)] | None = None
+    max_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    system_prompt: LongText | None = None
+
+
+class BotCreate(Request):
+    name: Name
+    description: Text = ""
+    avatar_url: Url | None = None
+    platform_type: Identifier = "web"
+    platform_config: SmallDict = {}
+    llm_config: LlmConfig | None = None
+    knowledge_base_ids: Annotated[list[Identifier], Field(max_length=100)] = []
+    plugins: Annotated[list[Identifier], Field(max_length=50)] = []
+
+
+class BotUpdate(Request):
+    name: Name | None = None
+    description: Text | None = None
+    avatar_url: Url | None = None
+    platform_type: Identifier | None = None
+    platform_config: SmallDict | None = None
+    llm_config: LlmConfig | None = None
+    knowledge_base_ids: Annotated[list[Identifier], Field(max_length=100)] | None = None
+    plugins: Annotated[list[Identifier], Field(max_length=50)] | None = None
+
+
+class LlmConfigPublic(BaseModel):
+    provider: str
+    model: str | None
+    temperature: float
+    top_p: float
+    max_tokens: int
+    system_prompt: str
+    api_key_set: bool
+
+
+class BotSummary(BaseModel):
+    id: str
+    name: str
+    description: str
+    avatar_url: str | None
+    platform_type: str
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class BotPublic(BotSummary):
+    user_id: str
+    platform_config: dict[str, Any]
+    llm_config: LlmConfigPublic
+    knowledge_base_ids: list[str]
+    plugins: list[str]
+
+
+class BotsPublic(BaseModel):
+    bots: list[BotSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class BotStateChanged(BaseModel):
+    success: bool = True
+    message: str
+    bot_id: str
+
+
+class BotStatus(BaseModel):
+    bot_id: str
+    is_running: bool
+    is_online: bool
+    start_time: datetime | None
+    message_count: int
+    error_count: int
+    last_activity: datetime | None
+
+
+# --- conversations ---------------------------------------------------------------------
+
+ConversationStatus = Literal["active", "resolved", "unresolved"]
+
+
+class ConversationCreate(Request):
+    bot_id: Identifier
+    title: Annotated[str, Field(max_length=256)] = ""
+    platform: Identifier = "web"
+    platform_chat_id: Annotated[str, Field(max_length=256)] | None = None
+    context: SmallDict = {}
+
+
+class ConversationPublic(BaseModel):
+    id: str
+    user_id: str
+    bot_id: str
+    title: str
+    platform: str
+    platform_chat_id: str | None
+    status: ConversationStatus
+    context: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConversationSummary(BaseModel):
+    id: str
+    bot_id: str
+    title: str
+    platform: str
+    status: ConversationStatus
+    message_count: int
+    created_at: datetime
+    last_message_at: datetime | None
+
+
+class ConversationsPublic(BaseModel):
+    conversations: list[ConversationSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class MessagePublic(BaseModel):
+    id: str
+    conversation_id: str
+    content: str
+    message_type: str
+    sender_type: str
+    sender_id: str
+    created_at: datetime
+    metadata: dict[str, Any]
+
+
+class MessagesPublic(BaseModel):
+    messages: list[MessagePublic]
+    total: int
+    limit: int
+    offset: int
+
+
+# --- knowledge bases -------------------------------------------------------------------
+
+class KnowledgeBaseCreate(Request):
+    name: Name
+    description: Text = ""
+    vector_store_type: Identifier = "builtin"
+    embedding_model: Annotated[str, Field(max_length=256)] | None = None
+    chunk_size: Annotated[int, Field(ge=50, le=8000)] = 1000
+    chunk_overlap: Annotated[int, Field(ge=0, le=4000)] = 200
+    metadata: SmallDict = {}
+
+
+class KnowledgeBasePublic(BaseModel):
+    id: str
+    user_id: str
+    name: str
+    description: str
+    vector_store_type: str
+    embedding_model: str | None
+    chunk_size: int
+    chunk_overlap: int
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class KnowledgeBasesPublic(BaseModel):
+    knowledge_bases: list[KnowledgeBasePublic]
+    total: int
+    limit: int
+    offset: int
+
+
+# --- health ----------------------------------------------------------------------------
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    uptime: float
+    version: str

@@ -1,0 +1,117 @@
+"""Turns every failure into a core error and hands it to the face that owns the path."""
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tertulia.core.errors import (
+    Forbidden,
+    Invalid,
+    NotFound,
+    PayloadTooLarge,
+    TertuliaError,
+    Unauthenticated,
+)
+
+log = logging.getLogger("tertulia.errors")
+
+
+class MethodNotAllowed(TertuliaError):
+    kind = "method_not_allowed"
+
+
+class HttpFailure(TertuliaError):
+    """An HTTP-level failure with no domain meaning (kept with its status)."""
+
+    kind = "http"
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+Renderer = Callable[[Request, TertuliaError], Response]
+
+
+@dataclass(frozen=True)
+class ErrorDialect:
+    """How one face owns paths and writes errors."""
+
+    name: str
+    owns: Callable[[str], bool]
+    render: Renderer
+
+
+def request_id(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+def validation_details(errors: Sequence[Any]) -> list[dict[str, str]]:
+    """FastAPI's error list as `{field, reason}` pairs, with the location's first part dropped."""
+    details = []
+    for error in errors:
+        location = [str(part) for part in error.get("loc", ())]
+        if location and location[0] in ("body", "query", "path", "header", "cookie"):
+            location = location[1:]
+        details.append({"field": ".".join(location) or "body", "reason": str(error.get("msg", "invalid"))})
+    return details
+
+
+def as_core_error(exc: Exception) -> TertuliaError:
+    if isinstance(exc, TertuliaError):
+        return exc
+    if isinstance(exc, RequestValidationError):
+        problems = validation_details(exc.errors())
+        first = problems[0] if problems else {"field": "body", "reason": "invalid"}
+        return Invalid("request validation failed", {**first, "errors": problems})
+    if isinstance(exc, StarletteHTTPException):
+        by_status: dict[int, type[TertuliaError]] = {
+            400: Invalid,
+            401: Unauthenticated,
+            403: Forbidden,
+            404: NotFound,
+            405: MethodNotAllowed,
+            413: PayloadTooLarge,
+        }
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if exc.status_code == 404 and message == "Not Found":
+            message = "no such resource"
+        kind = by_status.get(exc.status_code)
+        return kind(message) if kind else HttpFailure(exc.status_code, message)
+    return TertuliaError("internal server error")
+
+
+def plain_render(request: Request, error: TertuliaError) -> Response:
+    """For paths no face owns: FastAPI's own `{"detail": …}` shape."""
+    status = {
+        "invalid": 400, "unauthenticated": 401, "forbidden": 403, "not_found": 404,
+        "method_not_allowed": 405, "conflict": 409, "too_large": 413, "rate_limited": 429,
+        "quota_exceeded": 429, "unavailable": 503,
+    }.get(error.kind, getattr(error, "status", 500))
+    return JSONResponse({"detail": error.message}, status_code=status)
+
+
+def install_error_handlers(app: FastAPI, dialects: Sequence[ErrorDialect]) -> None:
+    def dialect_for(path: str) -> Renderer:
+        for dialect in dialects:
+            if dialect.owns(path):
+                return dialect.render
+        return plain_render
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        error = as_core_error(exc)
+        if error is not exc and not isinstance(exc, (RequestValidationError, StarletteHTTPException)):
+            log.exception("unhandled error on %s %s [%s]", request.method, request.url.path,
+                          request_id(request), exc_info=exc)
+        response = dialect_for(request.url.path)(request, error)
+        response.headers["X-Request-ID"] = request_id(request)
+        return response
+
+    for exc_class in (TertuliaError, RequestValidationError, StarletteHTTPException, Exception):
+        app.add_exception_handler(exc_class, handle)

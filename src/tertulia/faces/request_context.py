@@ -1,0 +1,66 @@
+"""ASGI middleware: a request id on every reply, rate-limit headers, and the body size cap."""
+
+import re
+import secrets
+import time
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tertulia.core.errors import RateLimitState
+
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestContextMiddleware:
+    """Pure ASGI (not BaseHTTPMiddleware), so streamed replies pass through untouched."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        given = headers.get("x-request-id", "")
+        request_id = given if _CLIENT_ID.match(given) else f"req_{secrets.token_hex(12)}"
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                out = MutableHeaders(scope=message)
+                out["X-Request-ID"] = request_id
+                limit: RateLimitState | None = state.get("rate_limit")
+                if limit is not None:
+                    out["X-RateLimit-Limit"] = str(limit.limit)
+                    out["X-RateLimit-Remaining"] = str(limit.remaining)
+                    out["X-RateLimit-Reset"] = str(limit.reset)
+                    if limit.remaining <= 0:
+                        out["Retry-After"] = str(max(1, limit.reset - int(time.time())))
+            await send(message)
+
+        await self.app(scope, self._capped(headers, receive), send_with_headers)
+
+    def _capped(self, headers: Headers, receive: Receive) -> Receive:
+        declared = headers.get("content-length")
+        too_large = HTTPException(413, f"request body is larger than {self.max_body_bytes} bytes")
+        received = 0
+
+        async def capped_receive() -> Message:
+            nonlocal received
+            # Raised while the body is read, so the owning face renders it in its envelope.
+            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+                raise too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise too_large
+            return message
+
+        return capped_receive
+

@@ -1,0 +1,55 @@
+"""The one Settings object, read from TERTULIA_* environment variables once at start."""
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from limits import parse_many
+
+
+def default_database_url() -> str:
+    return f"sqlite+aiosqlite:///{Path.cwd() / 'tertulia.db'}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TERTULIA_", extra="ignore")
+
+    database_url: str = Field(default_factory=default_database_url)
+    # None means: generate one on first start and keep it in the database, so every
+    # process of a deployment signs with the same key and no default secret exists.
+    secret_key: SecretStr | None = None
+    access_token_ttl_seconds: int = Field(default=3600, ge=60)
+    cors_origins: list[str] = Field(default_factory=list)
+    max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    # Requests per account, by plan (ChatAgent: 100 / 1000 / 10000 a minute).
+    rate_limit_plans: dict[str, str] = Field(
+        default_factory=lambda: {
+            "standard": "100/minute",
+            "premium": "1000/minute",
+            "enterprise": "10000/minute",
+        }
+    )
+    default_plan: str = "standard"
+    # Sign-up and login are limited per client address, before anyone is known.
+    anonymous_rate_limit: str = "30/minute"
+    rate_limit_storage: str = "memory://"
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_is_strong(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("TERTULIA_SECRET_KEY must be at least 32 characters")
+        return value
+
+    @field_validator("rate_limit_plans")
+    @classmethod
+    def _plans_parse(cls, plans: dict[str, str]) -> dict[str, str]:
+        for name, rule in plans.items():
+            parse_many(rule)  # raises ValueError on a malformed rule
+        return plans
+
+    @field_validator("anonymous_rate_limit")
+    @classmethod
+    def _anonymous_rule_parses(cls, rule: str) -> str:
+        parse_many(rule)
+        return rule

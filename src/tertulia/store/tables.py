@@ -1,0 +1,215 @@
+"""SQLAlchemy models for every row Tertulia keeps; each belongs to exactly one account."""
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Column,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    """A short random id with a readable prefix (`bot_…`, `conv_…`)."""
+    return f"{prefix}_{secrets.token_hex(10)}"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes; SQLite hands them back naive, so they are re-marked as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ServerState(Base):
+    """Server-wide values every process must agree on (the generated signing key)."""
+
+    __tablename__ = "server_state"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Account(Timestamps, Base):
+    __tablename__ = "accounts"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("usr"))
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    nickname: Mapped[str | None] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16), default="user")
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    plan: Mapped[str] = mapped_column(String(32), default="standard")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("key"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    prefix: Mapped[str] = mapped_column(String(16))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # None: everything the account may do; a list: only those "resource:action" scopes.
+    scopes: Mapped[list[Any] | None] = mapped_column(JSON)
+    bot_id: Mapped[str | None] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+bot_knowledge_bases = Table(
+    "bot_knowledge_bases",
+    Base.metadata,
+    Column("bot_id", ForeignKey("bots.id", ondelete="CASCADE"), primary_key=True),
+    Column("knowledge_base_id", ForeignKey("knowledge_bases.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Bot(Timestamps, Base):
+    __tablename__ = "bots"
+    __table_args__ = (UniqueConstraint("account_id", "name", name="uq_bots_account_name"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("bot"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    avatar_url: Mapped[str | None] = mapped_column(String(2048))
+    platform_type: Mapped[str] = mapped_column(String(32), default="web")
+    platform_config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    plugins: Mapped[list[Any]] = mapped_column(default=list)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    started_at: Mapped[datetime | None]
+    error_count: Mapped[int] = mapped_column(Integer, default=0)
+    system_prompt: Mapped[str] = mapped_column(Text, default="")
+    # The chat model and its sampling settings; other task types route through ModelSpec.
+    llm_provider: Mapped[str] = mapped_column(String(64), default="local")
+    llm_model: Mapped[str | None] = mapped_column(String(256))
+    llm_api_key: Mapped[str | None] = mapped_column(String(512))
+    temperature: Mapped[float] = mapped_column(Float, default=0.7)
+    top_p: Mapped[float] = mapped_column(Float, default=1.0)
+    max_tokens: Mapped[int] = mapped_column(Integer, default=1024)
+    # Retrieval and answering parameters (CriaBot's names).
+    max_input_tokens: Mapped[int] = mapped_column(Integer, default=3000)
+    max_reply_tokens: Mapped[int] = mapped_column(Integer, default=512)
+    top_k: Mapped[int] = mapped_column(Integer, default=8)
+    min_k: Mapped[float] = mapped_column(Float, default=0.0)
+    top_n: Mapped[int] = mapped_column(Integer, default=4)
+    min_n: Mapped[float] = mapped_column(Float, default=0.0)
+    no_context_message: Mapped[str] = mapped_column(
+        Text, default="I could not find anything about that in my documents."
+    )
+    no_context_use_message: Mapped[bool] = mapped_column(Boolean, default=True)
+    no_context_llm_guess: Mapped[bool] = mapped_column(Boolean, default=False)
+    llm_generate_related_prompts: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    knowledge_bases: Mapped[list["KnowledgeBase"]] = relationship(
+        secondary=bot_knowledge_bases, lazy="selectin", order_by="KnowledgeBase.created_at"
+    )
+    models: Mapped[list["ModelSpec"]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="ModelSpec.created_at",
+    )
+
+
+class ModelSpec(Base):
+    """One entry of a bot's toolbox: which model serves which task type."""
+
+    __tablename__ = "model_specs"
+    __table_args__ = (UniqueConstraint("bot_id", "task_type", name="uq_model_specs_bot_task"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("mdl"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    bot_id: Mapped[str] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String(64))
+    model_id: Mapped[str] = mapped_column(String(256))
+    task_type: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class KnowledgeBase(Timestamps, Base):
+    __tablename__ = "knowledge_bases"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("kb"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    embedding_model: Mapped[str | None] = mapped_column(String(256))
+    chunk_size: Mapped[int] = mapped_column(Integer, default=1000)
+    chunk_overlap: Mapped[int] = mapped_column(Integer, default=200)
+    vector_store_type: Mapped[str] = mapped_column(String(32), default="builtin")
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+
+
+class Conversation(Timestamps, Base):
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_account_bot", "account_id", "bot_id"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("conv"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    bot_id: Mapped[str] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(256), default="")
+    platform: Mapped[str] = mapped_column(String(32), default="web")
+    platform_chat_id: Mapped[str | None] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    visitor_id: Mapped[str | None] = mapped_column(String(128))
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_conversation_created", "conversation_id", "created_at"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("msg"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    message_type: Mapped[str] = mapped_column(String(16), default="text")
+    token_count: Mapped[int] = mapped_column(Integer, default=0)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

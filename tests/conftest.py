@@ -1,0 +1,77 @@
+"""Fixtures: a fresh real database per test (SQLite file, or PostgreSQL when configured),
+the real app with its lifespan, and an httpx client speaking HTTP to it."""
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+
+from tertulia.app import create_app
+from tertulia.settings import Settings
+from tertulia.store.migrate import migrate
+from tertulia.store.session import Database
+
+# Set to a PostgreSQL URL (postgresql+asyncpg://user@host:port/db) to run the suite on it;
+# each test gets a database of its own on that server.
+POSTGRES_URL = os.environ.get("TERTULIA_TEST_POSTGRES_URL")
+
+
+@pytest.fixture
+async def database_url(tmp_path: Path) -> AsyncIterator[str]:
+    if not POSTGRES_URL:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'tertulia.db'}"
+        return
+    admin = make_url(POSTGRES_URL)
+    name = f"tertulia_test_{secrets.token_hex(6)}"
+    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+        yield admin.set(database=name).render_as_string(hide_password=False)
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await migrate(database)
+    yield database
+    await database.dispose()
+
+
+AppFactory = Callable[..., Awaitable[httpx.AsyncClient]]
+
+
+@pytest.fixture
+async def make_client(database: Database) -> AsyncIterator[AppFactory]:
+    """Builds the app with settings overrides and returns an HTTP client for it."""
+    stack: list[tuple[FastAPI, Any, httpx.AsyncClient]] = []
+
+    async def build(**overrides: Any) -> httpx.AsyncClient:
+        settings = Settings(database_url=database.url, **overrides)
+        app = create_app(settings)
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+        stack.append((app, lifespan, client))
+        return client
+
+    yield build
+    for _app, lifespan, client in reversed(stack):
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def client(make_client: AppFactory) -> httpx.AsyncClient:
+    return await make_client()
