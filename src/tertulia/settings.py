@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from limits import parse_many
 
@@ -53,3 +53,9 @@ class Settings(BaseSettings):
     def _anonymous_rule_parses(cls, rule: str) -> str:
         parse_many(rule)
         return rule
+
+    @model_validator(mode="after")
+    def _default_plan_exists(self) -> "Settings":
+        if self.default_plan not in self.rate_limit_plans:
+            raise ValueError(f"default_plan {self.default_plan!r} is not one of rate_limit_plans")
+        return self
