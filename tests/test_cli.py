@@ -17,8 +17,12 @@ README = Path(__file__).parents[1] / "README.md"
 
 def tertulia(*args: str, env: dict[str, str], **options: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tertulia", *args], env=env, capture_output=True, text=True,
-        timeout=120, **options,  # type: ignore[arg-type]
+        [sys.executable, "-m", "tertulia", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **options,  # type: ignore[arg-type]
     )
 
 
@@ -39,7 +43,11 @@ def server(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "tertulia", "serve", "--port", str(port)],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -99,7 +107,9 @@ def test_the_readme_walk_through_works_as_written(server: str, tmp_path: Path) -
     walk = next(block for block in blocks if "BASE=" in block)
     keys = next(block for block in blocks if "api-keys" in block)
     script = walk.replace("BASE=http://127.0.0.1:8000", f"BASE={server}") + keys
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert '"total":1' in result.stdout.replace(" ", "")
     assert '"name":"Helpdesk"' in result.stdout.replace(" ", "")

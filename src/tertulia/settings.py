@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
+from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from limits import parse_many
 
 
 def default_database_url() -> str:
@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     @field_validator("rate_limit_plans")
     @classmethod
     def _plans_parse(cls, plans: dict[str, str]) -> dict[str, str]:
-        for name, rule in plans.items():
+        for rule in plans.values():
             parse_many(rule)  # raises ValueError on a malformed rule
         return plans
 

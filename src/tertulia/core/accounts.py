@@ -3,7 +3,7 @@
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import jwt
@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from tertulia.core.principal import Principal, find_owned, owned
 from tertulia.store.tables import Account, ApiKey, Bot, ServerState, utcnow
 
 JWT_ALGORITHM = "HS256"
@@ -24,33 +25,6 @@ RESOURCES = ("bots", "conversations", "knowledge", "keys", "accounts")
 SCOPES = frozenset(f"{resource}:{action}" for resource in RESOURCES for action in ("read", "write"))
 
 _passwords = PasswordHash.recommended()
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: an account, and what its credential lets it touch.
-
-    `scopes` None means everything the account may do (a password login or an unscoped
-    key). `bot_id` set means the credential works for that one bot only.
-    """
-
-    account: Account
-    scopes: frozenset[str] | None = None
-    bot_id: str | None = None
-    key_id: str | None = field(default=None)
-
-    @property
-    def account_id(self) -> str:
-        return self.account.id
-
-    def require(self, scope: str) -> None:
-        if self.scopes is not None and scope not in self.scopes:
-            raise Forbidden(f"this credential lacks the {scope!r} scope", {"scope": scope})
-
-    def require_any_bot(self) -> None:
-        """For actions that are not about one bot (creating one, managing keys)."""
-        if self.bot_id is not None:
-            raise Forbidden("this credential is bound to a single bot")
 
 
 @dataclass(frozen=True)
@@ -77,6 +51,7 @@ class IssuedKey:
 
 # --- passwords ------------------------------------------------------------------------
 
+
 async def hash_password(password: str) -> str:
     # argon2 is deliberately slow: keep it off the event loop.
     return await to_thread.run_sync(_passwords.hash, password)
@@ -91,6 +66,7 @@ async def password_matches(password: str, password_hash: str | None) -> bool:
 
 
 # --- accounts -------------------------------------------------------------------------
+
 
 def _username_from_email(email: str) -> str:
     local = re.sub(r"[^a-zA-Z0-9_.-]", "", email.split("@", 1)[0]) or "user"
@@ -178,6 +154,7 @@ async def get_sub_account(session: AsyncSession, actor: Principal, account_id: s
 
 # --- access tokens --------------------------------------------------------------------
 
+
 async def signing_secret(session: AsyncSession, configured: str | None) -> str:
     """The configured secret, or the one generated on first start and kept in the database."""
     if configured:
@@ -232,6 +209,7 @@ async def authenticate_token(session: AsyncSession, token: str, secret: str) -> 
 
 # --- API keys -------------------------------------------------------------------------
 
+
 def _hash_secret(secret: str) -> str:
     # Keys are 256 random bits: a plain SHA-256 is enough and keeps every request cheap.
     return hashlib.sha256(secret.encode()).hexdigest()
@@ -274,11 +252,7 @@ async def create_api_key(
             raise Forbidden("this credential is bound to a single bot")
         bot_id = actor.bot_id
     if bot_id is not None:
-        owned = await session.scalar(
-            select(Bot.id).where(Bot.id == bot_id, Bot.account_id == actor.account_id)
-        )
-        if owned is None:
-            raise NotFound("bot not found", {"field": "bot_id"})
+        await find_owned(session, actor, Bot, Bot.id == bot_id, missing="bot not found")
     if expires_at is not None and expires_at <= utcnow():
         raise Invalid("expires_at must be in the future", {"field": "expires_at"})
     secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
@@ -300,9 +274,7 @@ async def list_api_keys(
     session: AsyncSession, actor: Principal, include_revoked: bool = False
 ) -> list[ApiKey]:
     actor.require("keys:read")
-    query = select(ApiKey).where(ApiKey.account_id == actor.account_id)
-    if actor.bot_id is not None:
-        query = query.where(ApiKey.bot_id == actor.bot_id)
+    query = owned(actor, ApiKey)
     if not include_revoked:
         query = query.where(ApiKey.revoked_at.is_(None))
     return list(await session.scalars(query.order_by(ApiKey.created_at, ApiKey.id)))
@@ -310,14 +282,8 @@ async def list_api_keys(
 
 async def revoke_api_key(session: AsyncSession, actor: Principal, key_id: str) -> ApiKey:
     actor.require("keys:write")
-    query = select(ApiKey).where(ApiKey.id == key_id, ApiKey.account_id == actor.account_id)
-    if actor.bot_id is not None:
-        query = query.where(ApiKey.bot_id == actor.bot_id)
-    key = await session.scalar(query)
-    if key is None:
-        raise NotFound("API key not found")
+    key = await find_owned(session, actor, ApiKey, ApiKey.id == key_id, missing="API key not found")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         await session.commit()
     return key
-

@@ -8,14 +8,25 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tertulia.core.accounts import Principal
 from tertulia.core.catalog import check_provider, check_tools
-from tertulia.core.errors import Conflict, Invalid, NotFound
+from tertulia.core.errors import Conflict, Invalid
 from tertulia.core.knowledge.bases import owned_knowledge_bases
 from tertulia.core.paging import Page, count_rows
+from tertulia.core.principal import Principal, find_owned, owned
 from tertulia.store.tables import Bot, Conversation, Message, utcnow
 
-PLATFORM_TYPES = ("web", "api", "telegram", "discord", "slack", "wechat", "whatsapp", "qq", "dingtalk", "feishu")
+PLATFORM_TYPES = (
+    "web",
+    "api",
+    "telegram",
+    "discord",
+    "slack",
+    "wechat",
+    "whatsapp",
+    "qq",
+    "dingtalk",
+    "feishu",
+)
 
 
 @dataclass
@@ -130,27 +141,14 @@ async def create_bot(session: AsyncSession, actor: Principal, settings: BotSetti
     return bot
 
 
-def _scoped(actor: Principal):  # type: ignore[no-untyped-def]
-    query = select(Bot).where(Bot.account_id == actor.account_id)
-    if actor.bot_id is not None:
-        query = query.where(Bot.id == actor.bot_id)
-    return query
-
-
 async def get_bot(session: AsyncSession, actor: Principal, bot_id: str) -> Bot:
     actor.require("bots:read")
-    bot = await session.scalar(_scoped(actor).where(Bot.id == bot_id))
-    if bot is None:
-        raise NotFound("bot not found")
-    return bot
+    return await find_owned(session, actor, Bot, Bot.id == bot_id, missing="bot not found")
 
 
 async def get_bot_by_name(session: AsyncSession, actor: Principal, name: str) -> Bot:
     actor.require("bots:read")
-    bot = await session.scalar(_scoped(actor).where(Bot.name == name))
-    if bot is None:
-        raise NotFound("bot not found")
-    return bot
+    return await find_owned(session, actor, Bot, Bot.name == name, missing="bot not found")
 
 
 def _like_pattern(text: str) -> str:
@@ -162,7 +160,7 @@ async def list_bots(
     session: AsyncSession, actor: Principal, filters: BotFilters, limit: int, offset: int
 ) -> Page[Bot]:
     actor.require("bots:read")
-    query = _scoped(actor)
+    query = owned(actor, Bot)
     if filters.search:
         pattern = _like_pattern(filters.search)
         query = query.where(
@@ -217,4 +215,3 @@ async def bot_activity(session: AsyncSession, actor: Principal, bot_id: str) -> 
         )
     ).one()
     return BotActivity(bot, count, last)
-

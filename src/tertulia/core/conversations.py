@@ -7,10 +7,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tertulia.core.accounts import Principal
 from tertulia.core.bots import get_bot
-from tertulia.core.errors import Invalid, NotFound
+from tertulia.core.errors import Invalid
 from tertulia.core.paging import Page, count_rows
+from tertulia.core.principal import Principal, find_owned, owned
 from tertulia.store.tables import Conversation, Message, utcnow
 
 STATUSES = ("open", "resolved", "unresolved")
@@ -42,11 +42,15 @@ class ConversationSummary:
 
 def check_status(status: str) -> str:
     if status not in STATUSES:
-        raise Invalid(f"unknown conversation status {status!r}", {"field": "status", "allowed": list(STATUSES)})
+        raise Invalid(
+            f"unknown conversation status {status!r}", {"field": "status", "allowed": list(STATUSES)}
+        )
     return status
 
 
-async def create_conversation(session: AsyncSession, actor: Principal, draft: ConversationDraft) -> Conversation:
+async def create_conversation(
+    session: AsyncSession, actor: Principal, draft: ConversationDraft
+) -> Conversation:
     actor.require("conversations:write")
     bot = await get_bot(session, actor, draft.bot_id)
     conversation = Conversation(
@@ -63,26 +67,18 @@ async def create_conversation(session: AsyncSession, actor: Principal, draft: Co
     return conversation
 
 
-def _scoped(actor: Principal):  # type: ignore[no-untyped-def]
-    query = select(Conversation).where(Conversation.account_id == actor.account_id)
-    if actor.bot_id is not None:
-        query = query.where(Conversation.bot_id == actor.bot_id)
-    return query
-
-
 async def get_conversation(session: AsyncSession, actor: Principal, conversation_id: str) -> Conversation:
     actor.require("conversations:read")
-    conversation = await session.scalar(_scoped(actor).where(Conversation.id == conversation_id))
-    if conversation is None:
-        raise NotFound("conversation not found")
-    return conversation
+    return await find_owned(
+        session, actor, Conversation, Conversation.id == conversation_id, missing="conversation not found"
+    )
 
 
 async def list_conversations(
     session: AsyncSession, actor: Principal, filters: ConversationFilters, limit: int, offset: int
 ) -> Page[ConversationSummary]:
     actor.require("conversations:read")
-    query = _scoped(actor)
+    query = owned(actor, Conversation)
     if filters.bot_id is not None:
         query = query.where(Conversation.bot_id == filters.bot_id)
     if filters.status is not None:
@@ -109,7 +105,9 @@ async def list_conversations(
     return Page(items, total, limit, offset)
 
 
-async def set_status(session: AsyncSession, actor: Principal, conversation_id: str, status: str) -> Conversation:
+async def set_status(
+    session: AsyncSession, actor: Principal, conversation_id: str, status: str
+) -> Conversation:
     actor.require("conversations:write")
     conversation = await get_conversation(session, actor, conversation_id)
     conversation.status = check_status(status)

@@ -63,6 +63,7 @@ class QuotaExceeded(TertuliaError):
 class Unavailable(TertuliaError):
     kind = "unavailable"
 
+
 __all__ = [
     "Conflict",
     "Forbidden",

@@ -1,8 +1,8 @@
 """Request rate limits per account plan (and per address before sign-in), on `limits`."""
 
 from limits import RateLimitItem, parse_many
-from limits.storage import storage_from_string
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
 
 from tertulia.core.errors import Invalid, RateLimited, RateLimitState
 

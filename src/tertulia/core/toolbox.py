@@ -3,10 +3,10 @@
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tertulia.core.accounts import Principal
 from tertulia.core.bots import get_bot
 from tertulia.core.catalog import TASK_KINDS, ModelChoice, check_choice
 from tertulia.core.errors import NotFound
+from tertulia.core.principal import Principal
 from tertulia.store.tables import ModelSpec
 
 

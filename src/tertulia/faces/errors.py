@@ -90,9 +90,16 @@ def as_core_error(exc: Exception) -> TertuliaError:
 def plain_render(request: Request, error: TertuliaError) -> Response:
     """For paths no face owns: FastAPI's own `{"detail": …}` shape."""
     status = {
-        "invalid": 400, "unauthenticated": 401, "forbidden": 403, "not_found": 404,
-        "method_not_allowed": 405, "conflict": 409, "too_large": 413, "rate_limited": 429,
-        "quota_exceeded": 429, "unavailable": 503,
+        "invalid": 400,
+        "unauthenticated": 401,
+        "forbidden": 403,
+        "not_found": 404,
+        "method_not_allowed": 405,
+        "conflict": 409,
+        "too_large": 413,
+        "rate_limited": 429,
+        "quota_exceeded": 429,
+        "unavailable": 503,
     }.get(error.kind, getattr(error, "status", 500))
     return JSONResponse({"detail": error.message}, status_code=status)
 
@@ -107,8 +114,13 @@ def install_error_handlers(app: FastAPI, dialects: Sequence[ErrorDialect]) -> No
     async def handle(request: Request, exc: Exception) -> Response:
         error = as_core_error(exc)
         if error is not exc and not isinstance(exc, (RequestValidationError, StarletteHTTPException)):
-            log.exception("unhandled error on %s %s [%s]", request.method, request.url.path,
-                          request_id(request), exc_info=exc)
+            log.exception(
+                "unhandled error on %s %s [%s]",
+                request.method,
+                request.url.path,
+                request_id(request),
+                exc_info=exc,
+            )
         response = dialect_for(request.url.path)(request, error)
         response.headers["X-Request-ID"] = request_id(request)
         return response

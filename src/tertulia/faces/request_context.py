@@ -63,4 +63,3 @@ class RequestContextMiddleware:
             return message
 
         return capped_receive
-

@@ -2,11 +2,12 @@
 
 import secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Column,
     DateTime,
     Float,
     ForeignKey,
@@ -15,7 +16,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    Column,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -59,7 +59,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class Timestamps:
@@ -85,9 +85,7 @@ class Account(Timestamps, Base):
     password_hash: Mapped[str | None] = mapped_column(String(256))
     plan: Mapped[str] = mapped_column(String(32), default="standard")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    parent_id: Mapped[str | None] = mapped_column(
-        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
-    )
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
 
 
 class ApiKey(Base):
@@ -154,7 +152,9 @@ class Bot(Timestamps, Base):
         secondary=bot_knowledge_bases, lazy="selectin", order_by="KnowledgeBase.created_at"
     )
     models: Mapped[list["ModelSpec"]] = relationship(
-        lazy="selectin", cascade="all, delete-orphan", passive_deletes=True,
+        lazy="selectin",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
         order_by="ModelSpec.created_at",
     )
 

@@ -3,12 +3,11 @@
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tertulia.core.accounts import Principal
 from tertulia.core.errors import Invalid, NotFound
 from tertulia.core.paging import Page, count_rows
+from tertulia.core.principal import Principal, find_owned, owned
 from tertulia.store.tables import KnowledgeBase
 
 VECTOR_STORES = ("builtin", "chroma", "pgvector", "sqlite")
@@ -58,21 +57,16 @@ async def create_knowledge_base(
 
 async def get_knowledge_base(session: AsyncSession, actor: Principal, base_id: str) -> KnowledgeBase:
     actor.require("knowledge:read")
-    base = await session.scalar(
-        select(KnowledgeBase).where(
-            KnowledgeBase.id == base_id, KnowledgeBase.account_id == actor.account_id
-        )
+    return await find_owned(
+        session, actor, KnowledgeBase, KnowledgeBase.id == base_id, missing="knowledge base not found"
     )
-    if base is None:
-        raise NotFound("knowledge base not found")
-    return base
 
 
 async def list_knowledge_bases(
     session: AsyncSession, actor: Principal, limit: int, offset: int
 ) -> Page[KnowledgeBase]:
     actor.require("knowledge:read")
-    query = select(KnowledgeBase).where(KnowledgeBase.account_id == actor.account_id)
+    query = owned(actor, KnowledgeBase)
     total = await count_rows(session, query)
     rows = await session.scalars(
         query.order_by(KnowledgeBase.created_at.desc(), KnowledgeBase.id).limit(limit).offset(offset)
@@ -87,11 +81,7 @@ async def owned_knowledge_bases(
     wanted = list(dict.fromkeys(base_ids))
     if not wanted:
         return []
-    rows = await session.scalars(
-        select(KnowledgeBase).where(
-            KnowledgeBase.id.in_(wanted), KnowledgeBase.account_id == actor.account_id
-        )
-    )
+    rows = await session.scalars(owned(actor, KnowledgeBase).where(KnowledgeBase.id.in_(wanted)))
     found = {base.id: base for base in rows}
     missing = [base_id for base_id in wanted if base_id not in found]
     if missing:

@@ -60,7 +60,9 @@ async def me(principal: CurrentPrincipal) -> UserPublic:
 
 
 @router.post("/api-keys", status_code=status.HTTP_201_CREATED)
-async def create_api_key(body: ApiKeyCreate, principal: CurrentPrincipal, session: SessionDep) -> ApiKeyCreated:
+async def create_api_key(
+    body: ApiKeyCreate, principal: CurrentPrincipal, session: SessionDep
+) -> ApiKeyCreated:
     issued = await accounts.create_api_key(
         session, principal, body.name, body.scopes, body.bot_id, body.expires_at
     )

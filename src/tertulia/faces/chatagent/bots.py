@@ -98,7 +98,9 @@ async def get_bot(bot_id: str, principal: CurrentPrincipal, session: SessionDep)
 
 
 @router.put("/{bot_id}")
-async def update_bot(bot_id: str, body: BotUpdate, principal: CurrentPrincipal, session: SessionDep) -> BotPublic:
+async def update_bot(
+    bot_id: str, body: BotUpdate, principal: CurrentPrincipal, session: SessionDep
+) -> BotPublic:
     values = body.model_dump(exclude_unset=True, exclude={"llm_config"}) | _llm_values(body.llm_config)
     return bot_public(await bots.update_bot(session, principal, bot_id, values))
 

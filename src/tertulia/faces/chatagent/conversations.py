@@ -107,7 +107,9 @@ async def list_conversations(
 
 
 @router.get("/{conversation_id}")
-async def get_conversation(conversation_id: str, principal: CurrentPrincipal, session: SessionDep) -> ConversationPublic:
+async def get_conversation(
+    conversation_id: str, principal: CurrentPrincipal, session: SessionDep
+) -> ConversationPublic:
     return conversation_public(await conversations.get_conversation(session, principal, conversation_id))
 
 

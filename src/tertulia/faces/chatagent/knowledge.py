@@ -37,7 +37,9 @@ def base_public(base: KnowledgeBase) -> KnowledgeBasePublic:
 async def create_knowledge_base(
     body: KnowledgeBaseCreate, principal: CurrentPrincipal, session: SessionDep
 ) -> KnowledgeBasePublic:
-    base = await bases.create_knowledge_base(session, principal, bases.KnowledgeBaseDraft(**body.model_dump()))
+    base = await bases.create_knowledge_base(
+        session, principal, bases.KnowledgeBaseDraft(**body.model_dump())
+    )
     return base_public(base)
 
 
@@ -55,7 +57,9 @@ async def list_knowledge_bases(
 
 
 @router.get("/{base_id}")
-async def get_knowledge_base(base_id: str, principal: CurrentPrincipal, session: SessionDep) -> KnowledgeBasePublic:
+async def get_knowledge_base(
+    base_id: str, principal: CurrentPrincipal, session: SessionDep
+) -> KnowledgeBasePublic:
     return base_public(await bases.get_knowledge_base(session, principal, base_id))
 
 

@@ -26,6 +26,7 @@ class Request(BaseModel):
 
 # --- auth ------------------------------------------------------------------------------
 
+
 class RegisterRequest(Request):
     username: Annotated[str, Field(min_length=3, max_length=64, pattern=r"^[\w.@+-]+$")]
     nickname: Annotated[str, Field(max_length=128)] | None = None
@@ -96,6 +97,7 @@ class Done(BaseModel):
 
 
 # --- bots ------------------------------------------------------------------------------
+
 
 class LlmConfig(Request):
     provider: Identifier | None = None
@@ -245,6 +247,7 @@ class MessagesPublic(BaseModel):
 
 # --- knowledge bases -------------------------------------------------------------------
 
+
 class KnowledgeBaseCreate(Request):
     name: Name
     description: Text = ""
@@ -277,6 +280,7 @@ class KnowledgeBasesPublic(BaseModel):
 
 
 # --- health ----------------------------------------------------------------------------
+
 
 class Health(BaseModel):
     status: Literal["ok", "degraded"]

@@ -1,0 +1,71 @@
+"""Who is calling, and the one rule of ownership: a caller reaches only its account's rows,
+and only its bot's rows when its credential is bound to a bot."""
+
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tertulia.core.errors import Forbidden, NotFound
+from tertulia.store.tables import Account, Bot, KnowledgeBase, bot_knowledge_bases
+
+Row = TypeVar("Row")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An account, and what its credential lets it touch.
+
+    `scopes` None means everything the account may do (a password login or an unscoped
+    key). `bot_id` set means the credential works for that one bot only.
+    """
+
+    account: Account
+    scopes: frozenset[str] | None = None
+    bot_id: str | None = None
+    key_id: str | None = None
+
+    @property
+    def account_id(self) -> str:
+        return self.account.id
+
+    def require(self, scope: str) -> None:
+        if self.scopes is not None and scope not in self.scopes:
+            raise Forbidden(f"this credential lacks the {scope!r} scope", {"scope": scope})
+
+    def require_any_bot(self) -> None:
+        """For actions that are not about one bot (creating one, managing keys)."""
+        if self.bot_id is not None:
+            raise Forbidden("this credential is bound to a single bot")
+
+
+def owned(actor: Principal, model: type[Row]) -> Select[tuple[Row]]:
+    """SELECT of `model` limited to what `actor` may reach. Every core read starts here."""
+    table: Any = model
+    query = select(model).where(table.account_id == actor.account_id)
+    if actor.bot_id is None:
+        return query
+    if model is Bot:
+        return query.where(Bot.id == actor.bot_id)
+    if model is KnowledgeBase:
+        linked = select(bot_knowledge_bases.c.knowledge_base_id).where(
+            bot_knowledge_bases.c.bot_id == actor.bot_id
+        )
+        return query.where(KnowledgeBase.id.in_(linked))
+    if hasattr(model, "bot_id"):
+        return query.where(table.bot_id == actor.bot_id)
+    return query
+
+
+async def find_owned(
+    session: AsyncSession, actor: Principal, model: type[Row], *where: ColumnElement[bool], missing: str
+) -> Row:
+    """The one row of `model` matching `where` that `actor` may reach, else NotFound.
+
+    Another account's row is reported exactly like a row that does not exist.
+    """
+    row = await session.scalar(owned(actor, model).where(*where))
+    if row is None:
+        raise NotFound(missing)
+    return row
