@@ -17,7 +17,7 @@ Identifier = Annotated[str, Field(min_length=1, max_length=64)]
 SmallDict = Annotated[dict[str, Any], Field(max_length=64)]
 
 
-class Request(BaseModel):
+class RequestModel(BaseModel):
     model_config = ConfigDict(
         extra="ignore",
         alias_generator=AliasGenerator(validation_alias=lambda name: AliasChoices(name, to_camel(name))),
@@ -27,7 +27,7 @@ class Request(BaseModel):
 # --- auth ------------------------------------------------------------------------------
 
 
-class RegisterRequest(Request):
+class RegisterRequest(RequestModel):
     username: Annotated[str, Field(min_length=3, max_length=64, pattern=r"^[\w.@+-]+$")]
     nickname: Annotated[str, Field(max_length=128)] | None = None
     email: EmailStr
@@ -35,7 +35,7 @@ class RegisterRequest(Request):
     role: Literal["user"] = "user"
 
 
-class LoginRequest(Request):
+class LoginRequest(RequestModel):
     username: Annotated[str, Field(min_length=1, max_length=320)]
     password: Annotated[str, Field(min_length=1, max_length=256)]
 
@@ -63,7 +63,7 @@ class UserPublic(UserInfo):
     updated_at: datetime
 
 
-class ApiKeyCreate(Request):
+class ApiKeyCreate(RequestModel):
     name: Name = "default"
     scopes: Annotated[list[Identifier], Field(max_length=32)] | None = None
     bot_id: Identifier | None = None
@@ -99,7 +99,7 @@ class Done(BaseModel):
 # --- bots ------------------------------------------------------------------------------
 
 
-class LlmConfig(Request):
+class LlmConfig(RequestModel):
     provider: Identifier | None = None
     model: Annotated[str, Field(min_length=1, max_length=256)] | None = None
     api_key: Annotated[str, Field(max_length=512)] | None = None
@@ -109,7 +109,7 @@ class LlmConfig(Request):
     system_prompt: LongText | None = None
 
 
-class BotCreate(Request):
+class BotCreate(RequestModel):
     name: Name
     description: Text = ""
     avatar_url: Url | None = None
@@ -120,7 +120,7 @@ class BotCreate(Request):
     plugins: Annotated[list[Identifier], Field(max_length=50)] = []
 
 
-class BotUpdate(Request):
+class BotUpdate(RequestModel):
     name: Name | None = None
     description: Text | None = None
     avatar_url: Url | None = None
@@ -188,7 +188,7 @@ class BotStatus(BaseModel):
 ConversationStatus = Literal["active", "resolved", "unresolved"]
 
 
-class ConversationCreate(Request):
+class ConversationCreate(RequestModel):
     bot_id: Identifier
     title: Annotated[str, Field(max_length=256)] = ""
     platform: Identifier = "web"
@@ -248,7 +248,7 @@ class MessagesPublic(BaseModel):
 # --- knowledge bases -------------------------------------------------------------------
 
 
-class KnowledgeBaseCreate(Request):
+class KnowledgeBaseCreate(RequestModel):
     name: Name
     description: Text = ""
     vector_store_type: Identifier = "builtin"
