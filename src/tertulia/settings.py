@@ -1,5 +1,6 @@
 """The one Settings object, read from TERTULIA_* environment variables once at start."""
 
+import os
 from pathlib import Path
 
 from limits import parse_many
@@ -33,6 +34,13 @@ class Settings(BaseSettings):
     # Sign-up and login are limited per client address, before anyone is known.
     anonymous_rate_limit: str = "30/minute"
     rate_limit_storage: str = "memory://"
+    # The chat model a bot uses when neither it nor its account chose one.
+    default_chat_provider: str = "local"
+    default_chat_model: str = "qwen2.5-coder-0.5b-instruct"
+    # Where packaged local models are assembled into single files (once per machine).
+    model_cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "tertulia" / "models")
+    llm_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    llm_context_tokens: int = Field(default=4096, ge=512)
 
     @field_validator("secret_key")
     @classmethod

@@ -61,7 +61,15 @@ class QuotaExceeded(TertuliaError):
 
 
 class Unavailable(TertuliaError):
+    """Something Tertulia needs is not there (a model not installed, a service down)."""
+
     kind = "unavailable"
+
+
+class UpstreamFailed(TertuliaError):
+    """A model provider answered badly: a refused key, a timeout, an error, a broken stream."""
+
+    kind = "upstream"
 
 
 __all__ = [
@@ -76,4 +84,5 @@ __all__ = [
     "TertuliaError",
     "Unauthenticated",
     "Unavailable",
+    "UpstreamFailed",
 ]

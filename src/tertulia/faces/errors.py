@@ -99,6 +99,7 @@ def plain_render(request: Request, error: TertuliaError) -> Response:
         "too_large": 413,
         "rate_limited": 429,
         "quota_exceeded": 429,
+        "upstream": 502,
         "unavailable": 503,
     }.get(error.kind, getattr(error, "status", 500))
     return JSONResponse({"detail": error.message}, status_code=status)

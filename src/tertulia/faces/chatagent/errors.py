@@ -20,6 +20,7 @@ CODES: dict[str, tuple[int, str]] = {
     "too_large": (413, "PAYLOAD_TOO_LARGE"),
     "rate_limited": (429, "RATE_LIMIT_EXCEEDED"),
     "quota_exceeded": (429, "QUOTA_EXCEEDED"),
+    "upstream": (502, "UPSTREAM_ERROR"),
     "unavailable": (503, "SERVICE_UNAVAILABLE"),
     "internal": (500, "INTERNAL_ERROR"),
 }
