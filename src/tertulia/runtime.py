@@ -5,7 +5,9 @@ from dataclasses import dataclass, field
 
 from tertulia import __version__
 from tertulia.core.accounts import signing_secret
+from tertulia.core.chat import ChatEngine
 from tertulia.core.ratelimit import RateLimiter
+from tertulia.providers.registry import ModelRegistry
 from tertulia.settings import Settings
 from tertulia.store.session import Database
 
@@ -16,6 +18,8 @@ class Runtime:
     database: Database
     rate_limiter: RateLimiter
     secret: str
+    models: ModelRegistry
+    chat: ChatEngine
     version: str = __version__
     started_at: float = field(default_factory=time.monotonic)
 
@@ -32,4 +36,5 @@ async def start_runtime(settings: Settings) -> Runtime:
     limiter = RateLimiter(
         settings.rate_limit_plans, settings.anonymous_rate_limit, settings.rate_limit_storage
     )
-    return Runtime(settings, database, limiter, secret)
+    models = ModelRegistry(settings)
+    return Runtime(settings, database, limiter, secret, models, ChatEngine(database, models))

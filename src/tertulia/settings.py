@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     model_cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "tertulia" / "models")
     llm_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     llm_context_tokens: int = Field(default=4096, ge=512)
+    websocket_heartbeat_seconds: float = Field(default=30.0, gt=0)
 
     @field_validator("secret_key")
     @classmethod

@@ -2,11 +2,11 @@
 
 from fastapi import APIRouter
 
-from tertulia.faces.chatagent import auth, bots, conversations, knowledge
+from tertulia.faces.chatagent import auth, bots, conversations, knowledge, websocket
 from tertulia.faces.chatagent.errors import dialect
 
 router = APIRouter(prefix="/api/v1")
-for module in (auth, bots, conversations, knowledge):
+for module in (auth, bots, conversations, knowledge, websocket):
     router.include_router(module.router)
 
 __all__ = ["dialect", "router"]

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from tertulia.core import conversations
+from tertulia.core.chat import Question, collect_reply
 from tertulia.faces.chatagent.bots import Limit, Offset
 from tertulia.faces.chatagent.deps import CurrentPrincipal
 from tertulia.faces.chatagent.schemas import (
@@ -14,10 +15,12 @@ from tertulia.faces.chatagent.schemas import (
     ConversationStatus,
     ConversationSummary,
     Done,
+    Exchange,
+    MessageCreate,
     MessagePublic,
     MessagesPublic,
 )
-from tertulia.faces.deps import SessionDep
+from tertulia.faces.deps import RuntimeDep, SessionDep
 from tertulia.store.tables import Conversation, Message
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
@@ -134,4 +137,21 @@ async def list_messages(
         total=page.total,
         limit=page.limit,
         offset=page.offset,
+    )
+
+
+@router.post("/{conversation_id}/messages")
+async def send_message(
+    conversation_id: str,
+    body: MessageCreate,
+    principal: CurrentPrincipal,
+    runtime: RuntimeDep,
+    session: SessionDep,
+) -> Exchange:
+    conversation = await conversations.get_conversation(session, principal, conversation_id)
+    question = Question(body.content, body.message_type, body.metadata)
+    done = await collect_reply(runtime.chat.reply(principal, conversation.id, question))
+    return Exchange(
+        user_message=message_public(conversation, done.user_message),
+        bot_response=message_public(conversation, done.reply),
     )

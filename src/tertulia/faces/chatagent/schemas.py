@@ -104,7 +104,7 @@ class LlmConfig(RequestModel):
     model: Annotated[str, Field(min_length=1, max_length=256)] | None = None
     api_key: Annotated[str, Field(max_length=512)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
-    top_p: Annotated[float, Field(gt=0, le=1)] | None = None
+    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     max_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     system_prompt: LongText | None = None
 
@@ -236,6 +236,17 @@ class MessagePublic(BaseModel):
     sender_id: str
     created_at: datetime
     metadata: dict[str, Any]
+
+
+class MessageCreate(RequestModel):
+    content: Annotated[str, Field(min_length=1, max_length=32000)]
+    message_type: Literal["text"] = "text"
+    metadata: SmallDict = {}
+
+
+class Exchange(BaseModel):
+    user_message: MessagePublic
+    bot_response: MessagePublic
 
 
 class MessagesPublic(BaseModel):

@@ -1,0 +1,145 @@
+"""ChatAgent's WebSocket: /api/v1/ws/conversations/{id}?token=…
+
+The client sends {"type": "user_message", "content": …}; the server streams
+{"type": "stream_chunk", …} pieces, then {"type": "stream_complete", …} and, for a client
+that asked with "stream": false, one {"type": "bot_response", …}. {"type": "ping"} gets a
+pong; an idle socket gets a heartbeat. A bad credential closes the socket with 1008.
+"""
+
+import asyncio
+import json
+from contextlib import aclosing
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+
+from tertulia.core.accounts import authenticate_token
+from tertulia.core.chat import Done, Failed, Question, Token
+from tertulia.core.conversations import get_conversation
+from tertulia.core.errors import Invalid, TertuliaError, Unauthenticated
+from tertulia.core.principal import Principal
+from tertulia.faces.chatagent.errors import CODES
+from tertulia.runtime import Runtime
+from tertulia.store.tables import utcnow
+
+router = APIRouter(prefix="/ws", tags=["websocket"])
+
+
+def _timestamp() -> str:
+    return utcnow().isoformat().replace("+00:00", "Z")
+
+
+def _error_frame(error: TertuliaError) -> dict[str, Any]:
+    _status, code = CODES.get(error.kind, (500, "INTERNAL_ERROR"))
+    return {
+        "type": "error",
+        "error": {"code": code, "message": error.message, "details": error.details},
+        "timestamp": _timestamp(),
+    }
+
+
+async def _admit(runtime: Runtime, token: str | None, conversation_id: str) -> Principal:
+    if not token:
+        raise Unauthenticated("missing token")
+    async with runtime.database.session() as session:
+        principal = await authenticate_token(session, token, runtime.secret)
+        await get_conversation(session, principal, conversation_id)
+    return principal
+
+
+async def _answer(
+    websocket: WebSocket, runtime: Runtime, principal: Principal, conversation_id: str, frame: dict[str, Any]
+) -> None:
+    content = frame.get("content")
+    if not isinstance(content, str):
+        await websocket.send_json(_error_frame(Invalid("content must be a string", {"field": "content"})))
+        return
+    try:
+        await runtime.rate_limiter.hit_account(principal.account_id, principal.account.plan)
+    except TertuliaError as error:
+        await websocket.send_json(_error_frame(error))
+        return
+    streaming = frame.get("stream", True) is not False
+    question = Question(content, str(frame.get("message_type") or "text"))
+    chunk_id = 0
+    async with aclosing(runtime.chat.reply(principal, conversation_id, question)) as events:
+        async for event in events:
+            if isinstance(event, Token) and streaming:
+                chunk_id += 1
+                await websocket.send_json(
+                    {
+                        "type": "stream_chunk",
+                        "conversation_id": conversation_id,
+                        "chunk_id": chunk_id,
+                        "content": event.text,
+                        "is_final": False,
+                    }
+                )
+            elif isinstance(event, Failed):
+                await websocket.send_json(_error_frame(event.error))
+            elif isinstance(event, Done):
+                if streaming:
+                    await websocket.send_json(
+                        {
+                            "type": "stream_complete",
+                            "conversation_id": conversation_id,
+                            "message_id": event.reply.id,
+                            "user_message_id": event.user_message.id,
+                            "full_content": event.reply.content,
+                            "usage": {
+                                "prompt_tokens": event.usage.prompt_tokens,
+                                "completion_tokens": event.usage.completion_tokens,
+                            },
+                        }
+                    )
+                else:
+                    await websocket.send_json(
+                        {
+                            "type": "bot_response",
+                            "message_id": event.reply.id,
+                            "conversation_id": conversation_id,
+                            "content": event.reply.content,
+                            "message_type": event.reply.message_type,
+                            "timestamp": _timestamp(),
+                        }
+                    )
+
+
+@router.websocket("/conversations/{conversation_id}")
+async def conversation_socket(websocket: WebSocket, conversation_id: str, token: str | None = None) -> None:
+    runtime: Runtime = websocket.app.state.runtime
+    await websocket.accept()
+    bearer = websocket.headers.get("authorization", "")
+    token = token or (bearer[7:] if bearer.lower().startswith("bearer ") else None)
+    try:
+        principal = await _admit(runtime, token, conversation_id)
+    except TertuliaError as error:
+        await websocket.send_json(_error_frame(error))
+        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=error.message[:120])
+        return
+    heartbeat = runtime.settings.websocket_heartbeat_seconds
+    try:
+        while True:
+            try:
+                text = await asyncio.wait_for(websocket.receive_text(), timeout=heartbeat)
+            except TimeoutError:
+                await websocket.send_json({"type": "heartbeat", "timestamp": _timestamp()})
+                continue
+            try:
+                frame = json.loads(text)
+            except json.JSONDecodeError:
+                frame = None
+            if not isinstance(frame, dict):
+                await websocket.send_json(_error_frame(Invalid("each frame must be a JSON object")))
+                continue
+            kind = frame.get("type")
+            if kind == "ping":
+                await websocket.send_json({"type": "pong", "timestamp": _timestamp()})
+            elif kind == "user_message":
+                await _answer(websocket, runtime, principal, conversation_id, frame)
+            else:
+                await websocket.send_json(
+                    _error_frame(Invalid(f"unknown frame type {kind!r}", {"field": "type"}))
+                )
+    except WebSocketDisconnect:
+        return
