@@ -46,7 +46,6 @@ class BotSettings:
     llm_api_key: str | None = None
     temperature: float = 0.7
     top_p: float = 1.0
-    max_tokens: int = 1024
     max_input_tokens: int = 3000
     max_reply_tokens: int = 512
     top_k: int = 8
@@ -61,6 +60,7 @@ class BotSettings:
 
 SETTABLE = frozenset(f.name for f in fields(BotSettings))
 NULLABLE = frozenset({"avatar_url", "llm_model", "llm_api_key"})
+LENGTHS = {"name": 128, "avatar_url": 2048, "llm_model": 256, "llm_api_key": 512}
 
 
 @dataclass(frozen=True)
@@ -97,18 +97,24 @@ def _check_values(values: dict[str, Any]) -> None:
         values["plugins"] = check_tools(values["plugins"])
     if not 0 <= values.get("temperature", 0) <= 2:
         raise Invalid("temperature must be between 0 and 2", {"field": "temperature"})
-    if not 0 < values.get("top_p", 1) <= 1:
-        raise Invalid("top_p must be in (0, 1]", {"field": "top_p"})
-    for name in ("max_tokens", "max_input_tokens", "max_reply_tokens", "top_k", "top_n"):
+    if not 0 <= values.get("top_p", 1) <= 1:
+        raise Invalid("top_p must be between 0 and 1", {"field": "top_p"})
+    for name, longest in LENGTHS.items():
+        if isinstance(values.get(name), str) and len(values[name]) > longest:
+            raise Invalid(f"{name} has at most {longest} characters", {"field": name})
+    for name in ("max_input_tokens", "max_reply_tokens", "top_k", "top_n"):
         if name in values and values[name] < 1:
             raise Invalid(f"{name} must be at least 1", {"field": name})
 
 
 async def _apply(session: AsyncSession, actor: Principal, bot: Bot, values: dict[str, Any]) -> None:
+    """Checks everything first, so a refused change leaves the bot untouched."""
     _check_values(values)
+    if "knowledge_base_ids" in values:
+        bases = await owned_knowledge_bases(session, actor, values["knowledge_base_ids"])
     for name, value in values.items():
         if name == "knowledge_base_ids":
-            bot.knowledge_bases = await owned_knowledge_bases(session, actor, value)
+            bot.knowledge_bases = bases
         else:
             setattr(bot, name, value)
 

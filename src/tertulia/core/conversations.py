@@ -15,6 +15,7 @@ from tertulia.store.tables import Conversation, Message, utcnow
 
 STATUSES = ("open", "resolved", "unresolved")
 ROLES = ("user", "assistant", "system", "tool", "operator")
+LENGTHS = {"title": 256, "platform": 32, "platform_chat_id": 256, "visitor_id": 128}
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ async def create_conversation(
     session: AsyncSession, actor: Principal, draft: ConversationDraft
 ) -> Conversation:
     actor.require("conversations:write")
+    for name, longest in LENGTHS.items():
+        value = getattr(draft, name)
+        if value is not None and len(value) > longest:
+            raise Invalid(f"{name} has at most {longest} characters", {"field": name})
     bot = await get_bot(session, actor, draft.bot_id)
     conversation = Conversation(
         account_id=actor.account_id,
@@ -84,24 +89,18 @@ async def list_conversations(
     if filters.status is not None:
         query = query.where(Conversation.status == check_status(filters.status))
     total = await count_rows(session, query)
-    stats = (
-        select(
-            Message.conversation_id,
-            func.count(Message.id).label("message_count"),
-            func.max(Message.created_at).label("last_message_at"),
+    page = list(
+        await session.scalars(
+            query.order_by(Conversation.updated_at.desc(), Conversation.id).limit(limit).offset(offset)
         )
-        .where(Message.account_id == actor.account_id)
+    )
+    stats = await session.execute(
+        select(Message.conversation_id, func.count(Message.id), func.max(Message.created_at))
+        .where(Message.conversation_id.in_([conversation.id for conversation in page]))
         .group_by(Message.conversation_id)
-        .subquery()
     )
-    rows = await session.execute(
-        query.add_columns(stats.c.message_count, stats.c.last_message_at)
-        .outerjoin(stats, stats.c.conversation_id == Conversation.id)
-        .order_by(Conversation.updated_at.desc(), Conversation.id)
-        .limit(limit)
-        .offset(offset)
-    )
-    items = [ConversationSummary(row[0], row[1] or 0, row[2]) for row in rows]
+    by_id = {row[0]: (row[1], row[2]) for row in stats}
+    items = [ConversationSummary(c, *by_id.get(c.id, (0, None))) for c in page]
     return Page(items, total, limit, offset)
 
 

@@ -55,7 +55,9 @@ def owned(actor: Principal, model: type[Row]) -> Select[tuple[Row]]:
         return query.where(KnowledgeBase.id.in_(linked))
     if hasattr(model, "bot_id"):
         return query.where(table.bot_id == actor.bot_id)
-    return query
+    # A bot-bound key reaches only rows that belong to its bot; a table that cannot say
+    # which bot a row belongs to is out of its reach rather than open to it.
+    raise Forbidden("this key is limited to one bot")
 
 
 async def find_owned(

@@ -1,5 +1,7 @@
 """Request rate limits per account plan (and per address before sign-in), on `limits`."""
 
+import math
+
 from limits import RateLimitItem, parse_many
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
@@ -28,13 +30,18 @@ class RateLimiter:
         return await self._hit(self._anonymous, "address", address)
 
     async def _hit(self, rules: list[RateLimitItem], *identity: str) -> RateLimitState:
-        # Every rule is counted; the tightest one is what the caller is told about.
+        # A refused request counts against no rule; an admitted one against every rule,
+        # and the tightest is what the caller is told about.
+        for rule in rules:
+            if not await self._limiter.test(rule, *identity):
+                raise RateLimited(f"rate limit of {rule} exceeded", await self._state(rule, identity))
         states = []
         for rule in rules:
-            allowed = await self._limiter.hit(rule, *identity)
-            stats = await self._limiter.get_window_stats(rule, *identity)
-            state = RateLimitState(rule.amount, stats.remaining, int(stats.reset_time))
-            if not allowed:
-                raise RateLimited(f"rate limit of {rule} exceeded", state)
-            states.append(state)
+            await self._limiter.hit(rule, *identity)
+            states.append(await self._state(rule, identity))
         return min(states, key=lambda state: state.remaining)
+
+    async def _state(self, rule: RateLimitItem, identity: tuple[str, ...]) -> RateLimitState:
+        stats = await self._limiter.get_window_stats(rule, *identity)
+        # Rounded up, so a client that waits until `reset` is never early.
+        return RateLimitState(rule.amount, stats.remaining, math.ceil(stats.reset_time))

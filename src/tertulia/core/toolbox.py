@@ -1,6 +1,5 @@
 """A bot's toolbox: which model serves each task type (chat, embedding, rerank …)."""
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.core.bots import get_bot
@@ -35,10 +34,8 @@ async def list_models(session: AsyncSession, actor: Principal, bot_id: str) -> l
 async def remove_model(session: AsyncSession, actor: Principal, bot_id: str, task_type: str) -> None:
     actor.require("bots:write")
     bot = await get_bot(session, actor, bot_id)
-    spec = await session.scalar(
-        select(ModelSpec).where(ModelSpec.bot_id == bot.id, ModelSpec.task_type == task_type)
-    )
+    spec = next((spec for spec in bot.models if spec.task_type == task_type), None)
     if spec is None:
         raise NotFound(f"this bot has no model for task type {task_type!r}")
-    await session.delete(spec)
+    bot.models.remove(spec)  # the orphan is deleted, and the bot loaded here forgets it too
     await session.commit()

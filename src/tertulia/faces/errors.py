@@ -59,7 +59,8 @@ def validation_details(errors: Sequence[Any]) -> list[dict[str, str]]:
         location = [str(part) for part in error.get("loc", ())]
         if location and location[0] in ("body", "query", "path", "header", "cookie"):
             location = location[1:]
-        details.append({"field": ".".join(location) or "body", "reason": str(error.get("msg", "invalid"))})
+        field = "body" if error.get("type") == "json_invalid" else ".".join(location) or "body"
+        details.append({"field": field, "reason": str(error.get("msg", "invalid"))})
     return details
 
 
@@ -123,6 +124,9 @@ def install_error_handlers(app: FastAPI, dialects: Sequence[ErrorDialect]) -> No
                 exc_info=exc,
             )
         response = dialect_for(request.url.path)(request, error)
+        if isinstance(exc, StarletteHTTPException) and exc.headers:
+            for name, value in exc.headers.items():  # Allow on 405, for example
+                response.headers.setdefault(name, value)
         response.headers["X-Request-ID"] = request_id(request)
         return response
 

@@ -25,6 +25,10 @@ class KnowledgeBaseDraft:
 
 
 def _check(draft: KnowledgeBaseDraft) -> None:
+    if not draft.name.strip() or len(draft.name) > 128:
+        raise Invalid("a name has 1 to 128 characters", {"field": "name"})
+    if draft.chunk_size < 1 or draft.chunk_overlap < 0:
+        raise Invalid("chunk_size must be positive and chunk_overlap not negative", {"field": "chunk_size"})
     if draft.chunk_overlap >= draft.chunk_size:
         raise Invalid("chunk_overlap must be smaller than chunk_size", {"field": "chunk_overlap"})
     if draft.vector_store_type not in VECTOR_STORES:

@@ -24,7 +24,7 @@ from tertulia.store.tables import Bot
 router = APIRouter(prefix="/bots", tags=["bots"])
 
 Limit = Annotated[int, Query(ge=1, le=100)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
 SECRET_HINTS = ("key", "secret", "token", "password")
 
 
@@ -33,16 +33,24 @@ def _llm_values(config: LlmConfig | None) -> dict[str, Any]:
     if config is None:
         return {}
     sent = config.model_dump(exclude_unset=True)
-    renames = {"provider": "llm_provider", "model": "llm_model", "api_key": "llm_api_key"}
+    renames = {
+        "provider": "llm_provider",
+        "model": "llm_model",
+        "api_key": "llm_api_key",
+        "max_tokens": "max_reply_tokens",
+    }
     return {renames.get(name, name): value for name, value in sent.items()}
 
 
-def _masked(config: dict[str, Any]) -> dict[str, Any]:
-    """Platform credentials go in, but never come back out."""
-    return {
-        name: "********" if any(hint in name.lower() for hint in SECRET_HINTS) and value else value
-        for name, value in config.items()
-    }
+def _masked(value: Any, name: str = "") -> Any:
+    """Platform credentials go in, but never come back out, however deeply nested."""
+    if isinstance(value, dict):
+        return {key: _masked(item, str(key)) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_masked(item, name) for item in value]
+    if value and any(hint in name.lower() for hint in SECRET_HINTS):
+        return "********"
+    return value
 
 
 def bot_public(bot: Bot) -> BotPublic:
@@ -55,7 +63,7 @@ def bot_public(bot: Bot) -> BotPublic:
             model=bot.llm_model,
             temperature=bot.temperature,
             top_p=bot.top_p,
-            max_tokens=bot.max_tokens,
+            max_tokens=bot.max_reply_tokens,
             system_prompt=bot.system_prompt,
             api_key_set=bool(bot.llm_api_key),
         ),
@@ -65,6 +73,7 @@ def bot_public(bot: Bot) -> BotPublic:
 
 
 @router.post("/", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, include_in_schema=False)
 async def create_bot(body: BotCreate, principal: CurrentPrincipal, session: SessionDep) -> BotPublic:
     values = body.model_dump(exclude={"llm_config"}) | _llm_values(body.llm_config)
     bot = await bots.create_bot(session, principal, bots.BotSettings(**values))
@@ -72,6 +81,7 @@ async def create_bot(body: BotCreate, principal: CurrentPrincipal, session: Sess
 
 
 @router.get("/")
+@router.get("", include_in_schema=False)
 async def list_bots(
     principal: CurrentPrincipal,
     session: SessionDep,

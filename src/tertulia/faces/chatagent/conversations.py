@@ -61,6 +61,7 @@ def message_public(conversation: Conversation, message: Message) -> MessagePubli
 
 
 @router.post("/", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, include_in_schema=False)
 async def create_conversation(
     body: ConversationCreate, principal: CurrentPrincipal, session: SessionDep
 ) -> ConversationPublic:
@@ -79,6 +80,7 @@ async def create_conversation(
 
 
 @router.get("/")
+@router.get("", include_in_schema=False)
 async def list_conversations(
     principal: CurrentPrincipal,
     session: SessionDep,

@@ -6,14 +6,26 @@ Requests accept snake_case (the document, the Python SDK) and camelCase (the JS 
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import (
+    AliasChoices,
+    AliasGenerator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
+
+from tertulia.faces.inputs import refuse_nul
 
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 Text = Annotated[str, Field(max_length=4000)]
 LongText = Annotated[str, Field(max_length=32000)]
 Url = Annotated[str, Field(max_length=2048)]
 Identifier = Annotated[str, Field(min_length=1, max_length=64)]
+Kind = Annotated[str, Field(min_length=1, max_length=32)]
 SmallDict = Annotated[dict[str, Any], Field(max_length=64)]
 
 
@@ -23,12 +35,17 @@ class RequestModel(BaseModel):
         alias_generator=AliasGenerator(validation_alias=lambda name: AliasChoices(name, to_camel(name))),
     )
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return refuse_nul(value)
+
 
 # --- auth ------------------------------------------------------------------------------
 
 
 class RegisterRequest(RequestModel):
-    username: Annotated[str, Field(min_length=3, max_length=64, pattern=r"^[\w.@+-]+$")]
+    username: Annotated[str, Field(min_length=3, max_length=64, pattern=r"^[\w.+-]+$")]
     nickname: Annotated[str, Field(max_length=128)] | None = None
     email: EmailStr
     password: Annotated[str, Field(min_length=8, max_length=256)]
@@ -67,7 +84,7 @@ class ApiKeyCreate(RequestModel):
     name: Name = "default"
     scopes: Annotated[list[Identifier], Field(max_length=32)] | None = None
     bot_id: Identifier | None = None
-    expires_at: datetime | None = None
+    expires_at: AwareDatetime | None = None
 
 
 class ApiKeyPublic(BaseModel):
@@ -113,7 +130,7 @@ class BotCreate(RequestModel):
     name: Name
     description: Text = ""
     avatar_url: Url | None = None
-    platform_type: Identifier = "web"
+    platform_type: Kind = "web"
     platform_config: SmallDict = {}
     llm_config: LlmConfig | None = None
     knowledge_base_ids: Annotated[list[Identifier], Field(max_length=100)] = []
@@ -124,7 +141,7 @@ class BotUpdate(RequestModel):
     name: Name | None = None
     description: Text | None = None
     avatar_url: Url | None = None
-    platform_type: Identifier | None = None
+    platform_type: Kind | None = None
     platform_config: SmallDict | None = None
     llm_config: LlmConfig | None = None
     knowledge_base_ids: Annotated[list[Identifier], Field(max_length=100)] | None = None
@@ -191,7 +208,7 @@ ConversationStatus = Literal["active", "resolved", "unresolved"]
 class ConversationCreate(RequestModel):
     bot_id: Identifier
     title: Annotated[str, Field(max_length=256)] = ""
-    platform: Identifier = "web"
+    platform: Kind = "web"
     platform_chat_id: Annotated[str, Field(max_length=256)] | None = None
     context: SmallDict = {}
 
