@@ -3,12 +3,13 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from tertulia import __version__
-from tertulia.faces import chatagent, health
+from tertulia.faces import chatagent, health, openai
 from tertulia.faces.errors import install_error_handlers
+from tertulia.faces.inputs import refuse_nul_in_url
 from tertulia.faces.request_context import RequestContextMiddleware
 from tertulia.runtime import start_runtime
 from tertulia.settings import Settings
@@ -23,6 +24,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.runtime.models.close()
             await app.state.runtime.database.dispose()
 
     app = FastAPI(
@@ -30,10 +32,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="A self-hostable chatbot platform server that speaks the APIs your clients already use.",
         lifespan=lifespan,
+        dependencies=[Depends(refuse_nul_in_url)],
     )
     app.include_router(health.router)
     app.include_router(chatagent.router)
-    install_error_handlers(app, [chatagent.dialect])
+    app.include_router(openai.router)
+    install_error_handlers(app, [chatagent.dialect, openai.dialect])
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_upload_bytes)
     if settings.cors_origins:
         app.add_middleware(

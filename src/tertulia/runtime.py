@@ -9,6 +9,7 @@ from tertulia.core.chat import ChatEngine
 from tertulia.core.ratelimit import RateLimiter
 from tertulia.providers.registry import ModelRegistry
 from tertulia.settings import Settings
+from tertulia.store.sealed import seal_with
 from tertulia.store.session import Database
 
 
@@ -36,5 +37,7 @@ async def start_runtime(settings: Settings) -> Runtime:
     limiter = RateLimiter(
         settings.rate_limit_plans, settings.anonymous_rate_limit, settings.rate_limit_storage
     )
+    seal_with(database.engine, secret)
     models = ModelRegistry(settings)
-    return Runtime(settings, database, limiter, secret, models, ChatEngine(database, models))
+    chat = ChatEngine(database, models, settings.token_quota)
+    return Runtime(settings, database, limiter, secret, models, chat)

@@ -42,6 +42,25 @@ class Settings(BaseSettings):
     llm_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     llm_context_tokens: int = Field(default=4096, ge=512)
     websocket_heartbeat_seconds: float = Field(default=30.0, gt=0)
+    # Tokens (prompt + reply) an account may spend per rolling 24 hours, by plan; None: no cap.
+    token_quota_plans: dict[str, int | None] = Field(
+        default_factory=lambda: {"standard": 2_000_000, "premium": 20_000_000, "enterprise": None}
+    )
+    # Remote model providers: the server's own keys, used when neither the bot nor its
+    # account stored one. Accounts may also store their own (sealed at rest).
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_compatible_api_key: SecretStr | None = None
+    openai_compatible_base_url: str | None = None
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str = "https://api.anthropic.com"
+    google_api_key: SecretStr | None = None
+    google_base_url: str = "https://generativelanguage.googleapis.com"
+    provider_timeout_seconds: float = Field(default=60.0, gt=0)
+    provider_context_tokens: int = Field(default=32_768, ge=512)
+    # The default embedder (multilingual-e5-small, packaged) for knowledge and /v1/embeddings.
+    default_embedding_provider: str = "local"
+    default_embedding_model: str = "multilingual-e5-small"
 
     @field_validator("secret_key")
     @classmethod
@@ -68,3 +87,24 @@ class Settings(BaseSettings):
         if self.default_plan not in self.rate_limit_plans:
             raise ValueError(f"default_plan {self.default_plan!r} is not one of rate_limit_plans")
         return self
+
+    def token_quota(self, plan: str) -> int | None:
+        """A plan's daily token cap; a plan the table does not name falls back to the default's."""
+        return self.token_quota_plans.get(plan, self.token_quota_plans.get(self.default_plan))
+
+    def provider_secret(self, provider: str) -> str | None:
+        value = {
+            "openai": self.openai_api_key,
+            "openai-compatible": self.openai_compatible_api_key,
+            "anthropic": self.anthropic_api_key,
+            "google": self.google_api_key,
+        }.get(provider)
+        return value.get_secret_value() if value is not None else None
+
+    def provider_base_url(self, provider: str) -> str | None:
+        return {
+            "openai": self.openai_base_url,
+            "openai-compatible": self.openai_compatible_base_url,
+            "anthropic": self.anthropic_base_url,
+            "google": self.google_base_url,
+        }.get(provider)

@@ -21,7 +21,7 @@ JWT_ALGORITHM = "HS256"
 API_KEY_PREFIX = "tk_"
 ROLES = ("user",)
 PLANS = ("standard", "premium", "enterprise")
-RESOURCES = ("bots", "conversations", "knowledge", "keys", "accounts")
+RESOURCES = ("bots", "conversations", "knowledge", "keys", "accounts", "models", "usage")
 SCOPES = frozenset(f"{resource}:{action}" for resource in RESOURCES for action in ("read", "write"))
 
 _passwords = PasswordHash.recommended()
@@ -76,6 +76,13 @@ def _username_from_email(email: str) -> str:
 async def register(session: AsyncSession, new: NewAccount, parent: Account | None = None) -> Account:
     email = new.email.strip().lower()
     username = (new.username or _username_from_email(email)).strip()
+    if "@" not in email or len(email) > 320:
+        raise Invalid("not a valid email address", {"field": "email"})
+    # Logins tell an email from a username by its "@", so a username never has one.
+    if not 3 <= len(username) <= 64 or "@" in username:
+        raise Invalid("a username has 3 to 64 characters and no '@'", {"field": "username"})
+    if new.nickname is not None and len(new.nickname) > 128:
+        raise Invalid("a nickname has at most 128 characters", {"field": "nickname"})
     if new.role not in ROLES:
         raise Forbidden(f"role {new.role!r} cannot be chosen at sign-up", {"field": "role"})
     if new.plan not in PLANS:
@@ -105,11 +112,10 @@ async def register(session: AsyncSession, new: NewAccount, parent: Account | Non
 
 
 async def authenticate_password(session: AsyncSession, login: str, password: str) -> Account:
-    """`login` is a username or an email address."""
+    """`login` is an email address (it has an "@") or a username."""
     needle = login.strip()
-    account = await session.scalar(
-        select(Account).where(or_(Account.username == needle, Account.email == needle.lower()))
-    )
+    by = Account.email == needle.lower() if "@" in needle else Account.username == needle
+    account = await session.scalar(select(Account).where(by))
     matches = await password_matches(password, account.password_hash if account else None)
     if account is None or not matches:
         raise Unauthenticated("incorrect username or password")
@@ -253,6 +259,10 @@ async def create_api_key(
         bot_id = actor.bot_id
     if bot_id is not None:
         await find_owned(session, actor, Bot, Bot.id == bot_id, missing="bot not found")
+    if expires_at is not None and expires_at.utcoffset() is None:
+        raise Invalid(
+            "expires_at needs a time zone (for example 2027-01-01T00:00:00Z)", {"field": "expires_at"}
+        )
     if expires_at is not None and expires_at <= utcnow():
         raise Invalid("expires_at must be in the future", {"field": "expires_at"})
     secret = API_KEY_PREFIX + secrets.token_urlsafe(32)

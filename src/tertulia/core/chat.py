@@ -1,15 +1,25 @@
-"""The chat engine: turns (bot, conversation, user message) into one stream of events.
+"""The chat engine: turns a question into one stream of events.
 
 Every face renders this same stream in its own format; a face that does not stream simply
-collects it (`collect_reply`). Steps: load the bot and the conversation, build the prompt
-(system prompt, history trimmed to the bot's input budget with the model's own tokenizer,
-the question), stream the model's reply, then persist both messages with their token
-counts. Nothing is written when the model fails before answering; a reply cut short by a
-reader that left is saved, marked partial.
+collects it (`collect_reply`). Two ways in:
+
+- `reply`: a question in a stored conversation. Load the bot and the conversation, build
+  the prompt (system prompt, history trimmed to the bot's input budget with the model's own
+  tokenizer, the question), stream the model's reply, then persist both messages, their
+  token counts and the usage record in one transaction; related prompts follow when the bot
+  asks for them. Nothing is written when the model fails before answering; a reply cut
+  short by a reader that left is saved, marked partial.
+- `complete`: a stateless exchange (the OpenAI face) whose turns the client sends; with a
+  bot its system prompt and settings apply. Only usage is recorded.
+
+Retrieval joins the stream in the knowledge issue, before the model call (a `Sources`
+event); it is not faked here.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,19 +29,31 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.core.bots import get_bot
-from tertulia.core.catalog import route
+from tertulia.core.catalog import ModelChoice
 from tertulia.core.conversations import get_conversation
 from tertulia.core.errors import Invalid, TertuliaError, UpstreamFailed
+from tertulia.core.models import Resolved, resolve, resolve_for_account
 from tertulia.core.principal import Principal
+from tertulia.core.usage import record_usage, require_quota
 from tertulia.providers.base import ChatModel, ChatTurn, Sampling, Usage
 from tertulia.providers.registry import ModelRegistry
 from tertulia.store.session import Database
 from tertulia.store.tables import Bot, Message, utcnow
 
+log = logging.getLogger("tertulia.chat")
+
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer briefly."
 LANGUAGE_RULE = "Always answer in the same language as the user's question."
 HISTORY_LIMIT = 200  # messages read back before trimming by tokens
 MAX_QUESTION_CHARS = 32_000
+REPLY_ROOM = 64  # tokens the prompt always leaves for the reply
+TURN_OVERHEAD = 5  # a turn's chat-template markers, roughly
+RELATED_PROMPTS = 3
+RELATED_PROMPT_CHARS = 200
+RELATED_INSTRUCTION = (
+    "Suggest {count} short follow-up questions the user could ask next about this exchange. "
+    "Write them in the language of the question, one per line, without numbering or any other text."
+)
 
 
 @dataclass(frozen=True)
@@ -41,10 +63,15 @@ class Token:
 
 @dataclass(frozen=True)
 class Done:
-    user_message: Message
-    reply: Message
+    """The reply is complete. `user_message`/`reply` are None for stateless completions."""
+
+    text: str
     usage: Usage
+    model: str
+    user_message: Message | None = None
+    reply: Message | None = None
     related_prompts: list[str] = field(default_factory=list)
+    finish_reason: str = "stop"
 
 
 @dataclass(frozen=True)
@@ -62,113 +89,251 @@ class Question:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-async def _history(session: AsyncSession, conversation_id: str) -> list[Message]:
+@dataclass(frozen=True)
+class Completion:
+    """A stateless exchange: the client's turns, answered by a bot or by a raw model."""
+
+    turns: Sequence[ChatTurn]
+    bot_id: str | None = None
+    model: ModelChoice | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+async def _history(session: AsyncSession, conversation_id: str) -> list[ChatTurn]:
     rows = await session.scalars(
         select(Message)
         .where(Message.conversation_id == conversation_id, Message.role.in_(("user", "assistant")))
         .order_by(Message.created_at.desc(), Message.id.desc())
         .limit(HISTORY_LIMIT)
     )
-    return list(reversed(list(rows)))
+    return [ChatTurn("user" if m.role == "user" else "assistant", m.content) for m in reversed(list(rows))]
 
 
-def system_prompt(bot: Bot) -> str:
-    return f"{bot.system_prompt.strip() or DEFAULT_SYSTEM_PROMPT}\n{LANGUAGE_RULE}"
+def system_prompt(bot: Bot | None, extra: str = "") -> str:
+    own = bot.system_prompt.strip() if bot is not None else ""
+    parts = [own or (DEFAULT_SYSTEM_PROMPT if not extra else ""), extra.strip(), LANGUAGE_RULE]
+    return "\n".join(part for part in parts if part)
 
 
-async def build_prompt(
-    model: ChatModel, bot: Bot, history: Sequence[Message], question: str
+async def fit_prompt(
+    model: ChatModel, system: str, earlier: Sequence[ChatTurn], last: ChatTurn, max_input_tokens: int
 ) -> tuple[list[ChatTurn], int]:
-    """System prompt, as much recent history as fits `bot.max_input_tokens`, the question.
+    """The system turn, as many recent earlier turns as fit, and the last turn.
 
-    Returns the turns and the prompt's token count (chat template included).
+    Counted with the model's own tokenizer. Returns the turns and the prompt's token count
+    (chat template included); refuses a last turn that cannot fit at all.
     """
-    system = ChatTurn("system", system_prompt(bot))
-    asked = ChatTurn("user", question)
-    budget = bot.max_input_tokens - await model.count_prompt_tokens([system, asked])
+    system_turn = ChatTurn("system", system)
+    limit = min(max_input_tokens, model.context_tokens - REPLY_ROOM)
+    budget = limit - await model.count_prompt_tokens([system_turn, last])
     if budget < 0:
         raise Invalid(
             "the message is longer than this bot accepts",
-            {"field": "content", "max_input_tokens": bot.max_input_tokens},
+            {"field": "content", "max_input_tokens": limit},
         )
     kept: list[ChatTurn] = []
-    for message in reversed(history):
-        turn = ChatTurn("user" if message.role == "user" else "assistant", message.content)
-        cost = await model.count_tokens(message.content) + 5  # a turn's template markers
+    for turn in reversed(earlier):
+        cost = await model.count_tokens(turn.content) + TURN_OVERHEAD
         if cost > budget:
             break
         budget -= cost
         kept.append(turn)
-    turns = [system, *reversed(kept), asked]
+    turns = [system_turn, *reversed(kept), last]
     return turns, await model.count_prompt_tokens(turns)
 
 
+def _check_question(content: str) -> None:
+    if not content.strip():
+        raise Invalid("the message is empty", {"field": "content"})
+    if len(content) > MAX_QUESTION_CHARS:
+        raise Invalid("the message is too long", {"field": "content", "max": MAX_QUESTION_CHARS})
+
+
+def parse_related(text: str) -> list[str]:
+    """One suggestion per line; numbering, bullets and quotes taken off."""
+    prompts: list[str] = []
+    for line in text.splitlines():
+        cleaned = re.sub(r"^\s*(?:[-*•]|\d+[.)、:]|[(（]?\d+[)）])\s*", "", line).strip().strip("\"'“”")
+        if cleaned and cleaned not in prompts:
+            prompts.append(cleaned[:RELATED_PROMPT_CHARS])
+    return prompts[:RELATED_PROMPTS]
+
+
+class _Generation:
+    """One model call: relays pieces as tokens, keeps the text and any reported usage."""
+
+    def __init__(self, model: ChatModel, prompt_tokens: int) -> None:
+        self.model = model
+        self.prompt_tokens = prompt_tokens
+        self.pieces: list[str] = []
+        self.reported: Usage | None = None
+
+    async def run(self, turns: Sequence[ChatTurn], sampling: Sampling) -> AsyncIterator[Token]:
+        async with aclosing(self.model.stream(turns, sampling)) as stream:
+            async for piece in stream:
+                if isinstance(piece, Usage):
+                    self.reported = piece
+                    continue
+                self.pieces.append(piece)
+                yield Token(piece)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+    async def usage(self) -> Usage:
+        if self.reported is not None:
+            return self.reported
+        return Usage(self.prompt_tokens, await self.model.count_tokens(self.text))
+
+
 class ChatEngine:
-    def __init__(self, database: Database, models: ModelRegistry) -> None:
+    def __init__(
+        self, database: Database, models: ModelRegistry, quota_for: Callable[[str], int | None]
+    ) -> None:
         self._database = database
         self._models = models
+        self._quota_for = quota_for
+
+    def _model(self, resolved: Resolved) -> tuple[ChatModel, str]:
+        choice = resolved.choice or self._models.default_chat
+        return self._models.chat_model(resolved.choice, resolved.credentials), choice.provider
 
     async def reply(
         self, actor: Principal, conversation_id: str, question: Question
     ) -> AsyncIterator[ChatEvent]:
         """The events of one reply. Errors arrive as a `Failed` event, never as an exception."""
-        if not question.content.strip():
-            yield Failed(Invalid("the message is empty", {"field": "content"}))
-            return
-        if len(question.content) > MAX_QUESTION_CHARS:
-            yield Failed(Invalid("the message is too long", {"field": "content", "max": MAX_QUESTION_CHARS}))
-            return
         try:
+            _check_question(question.content)
             async with self._database.session() as session:
                 actor.require("conversations:write")
                 conversation = await get_conversation(session, actor, conversation_id)
                 bot = await get_bot(session, actor, conversation.bot_id)
                 history = await _history(session, conversation.id)
-            model = self._models.chat_model(route(bot, "chat"))
-            turns, prompt_tokens = await build_prompt(model, bot, history, question.content)
+                await require_quota(session, actor.account_id, self._quota_for(actor.account.plan))
+                resolved = await resolve(session, bot, "chat")
+            model, provider = self._model(resolved)
+            turns, prompt_tokens = await fit_prompt(
+                model, system_prompt(bot), history, ChatTurn("user", question.content), bot.max_input_tokens
+            )
         except TertuliaError as error:
             yield Failed(error)
             return
 
-        sampling = Sampling(temperature=bot.temperature, top_p=bot.top_p, max_tokens=bot.max_reply_tokens)
-        pieces: list[str] = []
+        sampling = Sampling(
+            temperature=bot.temperature,
+            top_p=bot.top_p,
+            top_k=bot.top_k,
+            max_tokens=max(1, min(bot.max_reply_tokens, model.context_tokens - prompt_tokens)),
+        )
+        generation = _Generation(model, prompt_tokens)
         try:
-            async with aclosing(model.stream(turns, sampling)) as stream:
-                async for piece in stream:
-                    pieces.append(piece)
-                    yield Token(piece)
+            async with aclosing(generation.run(turns, sampling)) as tokens:
+                async for token in tokens:
+                    yield token
         except TertuliaError as error:
             # A failed reply leaves nothing in the conversation, not even the question.
             await self._count_error(bot.id)
             yield Failed(
-                error if not pieces else UpstreamFailed(f"the model stopped mid-reply: {error.message}")
+                error
+                if not generation.pieces
+                else UpstreamFailed(f"the model stopped mid-reply: {error.message}")
             )
             return
         except (GeneratorExit, asyncio.CancelledError):
             # The reader left: generation stopped with the stream; what was said is kept.
-            if pieces:
+            if generation.pieces:
                 with anyio.CancelScope(shield=True):
                     await self._save(
-                        actor, conversation.id, question, model, pieces, prompt_tokens, partial=True
+                        actor, bot, conversation.id, question, generation, provider, partial=True
                     )
             raise
         user_message, reply, usage = await self._save(
-            actor, conversation.id, question, model, pieces, prompt_tokens, partial=False
+            actor, bot, conversation.id, question, generation, provider, partial=False
         )
-        yield Done(user_message, reply, usage)
+        related: list[str] = []
+        if bot.llm_generate_related_prompts:
+            related = await self._related_prompts(actor, bot, question.content, generation.text, reply)
+        yield Done(generation.text, usage, model.model_id, user_message, reply, related)
+
+    async def complete(self, actor: Principal, request: Completion) -> AsyncIterator[ChatEvent]:
+        """A stateless reply to the client's own turns; the last turn must be the user's."""
+        try:
+            if not request.turns or request.turns[-1].role != "user":
+                raise Invalid("the last message must be the user's", {"field": "messages"})
+            _check_question(request.turns[-1].content)
+            extra = "\n".join(turn.content for turn in request.turns if turn.role == "system")
+            earlier = [turn for turn in request.turns[:-1] if turn.role != "system"]
+            async with self._database.session() as session:
+                bot = await get_bot(session, actor, request.bot_id) if request.bot_id else None
+                await require_quota(session, actor.account_id, self._quota_for(actor.account.plan))
+                if bot is not None:
+                    resolved = await resolve(session, bot, "chat")
+                elif request.model is not None:
+                    actor.require("models:read")
+                    resolved = await resolve_for_account(session, actor, request.model)
+                else:
+                    raise Invalid("name a bot or a model", {"field": "model"})
+            model, provider = self._model(resolved)
+            turns, prompt_tokens = await fit_prompt(
+                model,
+                system_prompt(bot, extra),
+                earlier,
+                request.turns[-1],
+                bot.max_input_tokens if bot is not None else model.context_tokens,
+            )
+        except TertuliaError as error:
+            yield Failed(error)
+            return
+        wanted = request.max_tokens or (bot.max_reply_tokens if bot is not None else Sampling.max_tokens)
+        sampling = Sampling(
+            temperature=_first(request.temperature, bot.temperature if bot else None, Sampling.temperature),
+            top_p=_first(request.top_p, bot.top_p if bot else None, Sampling.top_p),
+            top_k=bot.top_k if bot is not None else Sampling.top_k,
+            max_tokens=max(1, min(wanted, model.context_tokens - prompt_tokens)),
+            stop=request.stop,
+        )
+        generation = _Generation(model, prompt_tokens)
+        try:
+            async with aclosing(generation.run(turns, sampling)) as tokens:
+                async for token in tokens:
+                    yield token
+        except TertuliaError as error:
+            yield Failed(
+                error
+                if not generation.pieces
+                else UpstreamFailed(f"the model stopped mid-reply: {error.message}")
+            )
+            return
+        usage = await generation.usage()
+        finish = "length" if usage.completion_tokens >= sampling.max_tokens else "stop"
+        async with self._database.session() as session:
+            record_usage(
+                session,
+                actor.account_id,
+                usage,
+                provider=provider,
+                model=model.model_id,
+                bot_id=bot.id if bot is not None else None,
+            )
+            await session.commit()
+        yield Done(generation.text, usage, model.model_id, finish_reason=finish)
 
     async def _save(
         self,
         actor: Principal,
+        bot: Bot,
         conversation_id: str,
         question: Question,
-        model: ChatModel,
-        pieces: list[str],
-        prompt_tokens: int,
+        generation: _Generation,
+        provider: str,
         partial: bool,
     ) -> tuple[Message, Message, Usage]:
-        answer = "".join(pieces)
-        usage = Usage(prompt_tokens, await model.count_tokens(answer))
+        model = generation.model
+        usage = await generation.usage()
         async with self._database.session() as session:
             conversation = await get_conversation(session, actor, conversation_id)
             asked = Message(
@@ -182,6 +347,7 @@ class ChatEngine:
             )
             reply_meta: dict[str, Any] = {
                 "model": model.model_id,
+                "provider": provider,
                 "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
             }
             if partial:
@@ -190,7 +356,7 @@ class ChatEngine:
                 account_id=actor.account_id,
                 conversation_id=conversation.id,
                 role="assistant",
-                content=answer,
+                content=generation.text,
                 token_count=usage.completion_tokens,
                 meta=reply_meta,
             )
@@ -199,9 +365,65 @@ class ChatEngine:
             await session.flush()
             reply.created_at = max(utcnow(), asked.created_at)
             session.add(reply)
+            await session.flush()
+            record_usage(
+                session,
+                actor.account_id,
+                usage,
+                provider=provider,
+                model=model.model_id,
+                bot_id=bot.id,
+                conversation_id=conversation.id,
+                message_id=reply.id,
+            )
             conversation.updated_at = utcnow()
             await session.commit()
         return asked, reply, usage
+
+    async def _related_prompts(
+        self, actor: Principal, bot: Bot, question: str, answer: str, reply: Message
+    ) -> list[str]:
+        """Follow-up questions from the bot's related-prompts model (else its chat model).
+
+        A failure here never spoils the reply that was already given: it is logged, and the
+        reply goes out without suggestions.
+        """
+        try:
+            async with self._database.session() as session:
+                resolved = await resolve(session, bot, "related_prompts")
+                if resolved.choice is None:
+                    resolved = await resolve(session, bot, "chat")
+            model, provider = self._model(resolved)
+            turns = [
+                ChatTurn("system", RELATED_INSTRUCTION.format(count=RELATED_PROMPTS)),
+                ChatTurn("user", f"Question: {question[:2000]}\n\nAnswer: {answer[:2000]}"),
+            ]
+            generation = _Generation(model, await model.count_prompt_tokens(turns))
+            async with aclosing(generation.run(turns, Sampling(temperature=0.3, max_tokens=96))) as tokens:
+                async for _token in tokens:
+                    pass
+            related = parse_related(generation.text)
+            async with self._database.session() as session:
+                stored = await session.get(Message, reply.id)
+                if stored is not None:
+                    stored.meta = {**stored.meta, "related_prompts": related}
+                    reply.meta = stored.meta
+                record_usage(
+                    session,
+                    actor.account_id,
+                    await generation.usage(),
+                    provider=provider,
+                    model=model.model_id,
+                    task_type="related_prompts",
+                    bot_id=bot.id,
+                    conversation_id=reply.conversation_id,
+                    message_id=reply.id,
+                )
+                await session.commit()
+            return related
+        except TertuliaError as error:
+            log.warning("related prompts for bot %s failed: %s", bot.id, error.message)
+            return []
 
     async def _count_error(self, bot_id: str) -> None:
         async with self._database.session() as session:
@@ -209,6 +431,10 @@ class ChatEngine:
             if bot is not None:
                 bot.error_count += 1
                 await session.commit()
+
+
+def _first(*values: float | None) -> float:
+    return next(value for value in values if value is not None)
 
 
 async def collect_reply(events: AsyncIterator[ChatEvent]) -> Done:

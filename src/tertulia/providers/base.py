@@ -23,6 +23,17 @@ class Sampling:
 
 
 @dataclass(frozen=True)
+class Credentials:
+    """How to reach a remote provider; None fields fall back to the server's settings."""
+
+    api_key: str | None = None
+    base_url: str | None = None
+
+    def __repr__(self) -> str:  # never print a key into a log
+        return f"Credentials(api_key={'***' if self.api_key else None}, base_url={self.base_url!r})"
+
+
+@dataclass(frozen=True)
 class Usage:
     prompt_tokens: int
     completion_tokens: int
@@ -38,8 +49,18 @@ class ChatModel(Protocol):
     @property
     def model_id(self) -> str: ...
 
-    def stream(self, turns: Sequence[ChatTurn], sampling: Sampling) -> AsyncIterator[str]:
-        """Yields pieces of the reply. Closing the iterator stops generation."""
+    @property
+    def context_tokens(self) -> int:
+        """How many tokens the prompt and the reply may hold together."""
+        ...
+
+    def stream(self, turns: Sequence[ChatTurn], sampling: Sampling) -> AsyncIterator[str | Usage]:
+        """Yields pieces of the reply. Closing the iterator stops generation.
+
+        As its very last item it may yield a `Usage` with the prompt and completion tokens
+        the provider reported (remote providers do); a model that yields none leaves the
+        caller to count tokens itself.
+        """
         ...
 
     async def count_tokens(self, text: str) -> int: ...
@@ -59,6 +80,10 @@ class Embedder(Protocol):
     async def embed(
         self, texts: Sequence[str], purpose: Literal["query", "passage"]
     ) -> list[list[float]]: ...
+
+    async def count_tokens(self, texts: Sequence[str]) -> int:
+        """Tokens these texts cost to embed (the provider's tokenizer, or an estimate)."""
+        ...
 
 
 class Reranker(Protocol):

@@ -129,3 +129,8 @@ def _verified(path: Path, model: LocalModel) -> Path:
             {"model": model.model_id, "expected": model.sha256, "found": digest},
         )
     return path
+
+
+def is_installed(model: LocalModel) -> bool:
+    """Whether every package carrying the model's parts is importable (nothing is read)."""
+    return all(importlib.util.find_spec(module) is not None for module in model.modules)

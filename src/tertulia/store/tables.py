@@ -22,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from tertulia.store.sealed import Sealed
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -130,11 +132,10 @@ class Bot(Timestamps, Base):
     # The chat model and its sampling settings; other task types route through ModelSpec.
     llm_provider: Mapped[str] = mapped_column(String(64), default="local")
     llm_model: Mapped[str | None] = mapped_column(String(256))
-    llm_api_key: Mapped[str | None] = mapped_column(String(512))
+    llm_api_key: Mapped[str | None] = mapped_column(Sealed)
     temperature: Mapped[float] = mapped_column(Float, default=0.7)
     top_p: Mapped[float] = mapped_column(Float, default=1.0)
-    max_tokens: Mapped[int] = mapped_column(Integer, default=1024)
-    # Retrieval and answering parameters (CriaBot's names).
+    # Answering and retrieval parameters (CriaBot's names; ChatAgent's max_tokens is max_reply_tokens).
     max_input_tokens: Mapped[int] = mapped_column(Integer, default=3000)
     max_reply_tokens: Mapped[int] = mapped_column(Integer, default=512)
     top_k: Mapped[int] = mapped_column(Integer, default=8)
@@ -212,4 +213,46 @@ class Message(Base):
     message_type: Mapped[str] = mapped_column(String(16), default="text")
     token_count: Mapped[int] = mapped_column(Integer, default=0)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProviderCredential(Timestamps, Base):
+    """An account's own key (and base URL) for a model provider; the key is sealed at rest."""
+
+    __tablename__ = "provider_credentials"
+    __table_args__ = (UniqueConstraint("account_id", "provider", name="uq_provider_credentials_account"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("cred"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(64))
+    api_key: Mapped[str | None] = mapped_column(Sealed)
+    base_url: Mapped[str | None] = mapped_column(String(2048))
+
+
+class AccountModel(Timestamps, Base):
+    """An account's default model for a task type, used by bots that did not choose one."""
+
+    __tablename__ = "account_models"
+    __table_args__ = (UniqueConstraint("account_id", "task_type", name="uq_account_models_account_task"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("amdl"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    task_type: Mapped[str] = mapped_column(String(32))
+    provider: Mapped[str] = mapped_column(String(64))
+    model_id: Mapped[str] = mapped_column(String(256))
+
+
+class UsageRecord(Base):
+    """Tokens one model call used. Kept when its conversation or bot is deleted (quotas)."""
+
+    __tablename__ = "usage_records"
+    __table_args__ = (Index("ix_usage_records_account_created", "account_id", "created_at"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("use"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    bot_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    conversation_id: Mapped[str | None] = mapped_column(String(40))
+    message_id: Mapped[str | None] = mapped_column(String(40))
+    task_type: Mapped[str] = mapped_column(String(32), default="chat")
+    provider: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(256))
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,216 @@
+"""Which model serves a task, and with whose key.
+
+A task type resolves, first match wins, to: the bot's own toolbox (or, for chat, its llm
+settings), the account's default for that task type, then the server's default. The key
+used with a remote provider is the bot's own (chat only), else the account's credential
+for that provider, else the server's (resolved by the providers layer).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tertulia.core.catalog import PROVIDERS, TASK_KINDS, ModelChoice, check_choice, check_provider, route
+from tertulia.core.errors import Invalid, NotFound
+from tertulia.core.principal import Principal, owned
+from tertulia.providers.base import Credentials
+from tertulia.store.tables import AccountModel, Bot, ProviderCredential
+
+MAX_BASE_URL = 2048
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A model choice (None: the server's default) and the credentials to call it with."""
+
+    choice: ModelChoice | None
+    credentials: Credentials
+
+
+async def account_default(session: AsyncSession, account_id: str, task_type: str) -> ModelChoice | None:
+    row = await session.scalar(
+        select(AccountModel).where(AccountModel.account_id == account_id, AccountModel.task_type == task_type)
+    )
+    return ModelChoice(row.provider, row.model_id, task_type) if row is not None else None
+
+
+async def credentials_for(session: AsyncSession, account_id: str, provider: str) -> Credentials:
+    row = await session.scalar(
+        select(ProviderCredential).where(
+            ProviderCredential.account_id == account_id, ProviderCredential.provider == provider
+        )
+    )
+    return Credentials(row.api_key, row.base_url) if row is not None else Credentials()
+
+
+async def resolve(session: AsyncSession, bot: Bot, task_type: str) -> Resolved:
+    """The model for one of `bot`'s tasks (the bot was loaded through the ownership rule)."""
+    choice = route(bot, task_type) or await account_default(session, bot.account_id, task_type)
+    if choice is None:
+        return Resolved(None, Credentials())
+    credentials = await credentials_for(session, bot.account_id, choice.provider)
+    if task_type == "chat" and bot.llm_api_key and choice.provider == bot.llm_provider:
+        credentials = Credentials(bot.llm_api_key, credentials.base_url)
+    return Resolved(choice, credentials)
+
+
+async def resolve_for_account(session: AsyncSession, actor: Principal, choice: ModelChoice) -> Resolved:
+    """A raw model named by a client (the OpenAI face), with the account's credentials."""
+    check_choice(choice)
+    return Resolved(choice, await credentials_for(session, actor.account_id, choice.provider))
+
+
+# --- the account's defaults -------------------------------------------------------------
+
+
+async def list_account_models(session: AsyncSession, actor: Principal) -> list[AccountModel]:
+    actor.require("models:read")
+    rows = await session.scalars(
+        select(AccountModel)
+        .where(AccountModel.account_id == actor.account_id)
+        .order_by(AccountModel.task_type)
+    )
+    return list(rows)
+
+
+async def set_account_model(session: AsyncSession, actor: Principal, choice: ModelChoice) -> AccountModel:
+    actor.require("models:write")
+    actor.require_any_bot()
+    check_choice(choice)
+    row = await session.scalar(
+        select(AccountModel).where(
+            AccountModel.account_id == actor.account_id, AccountModel.task_type == choice.task_type
+        )
+    )
+    if row is None:
+        row = AccountModel(account_id=actor.account_id, task_type=choice.task_type)
+        session.add(row)
+    row.provider = choice.provider
+    row.model_id = choice.model_id
+    await session.commit()
+    return row
+
+
+async def remove_account_model(session: AsyncSession, actor: Principal, task_type: str) -> None:
+    actor.require("models:write")
+    actor.require_any_bot()
+    if task_type not in TASK_KINDS:
+        raise Invalid(f"unknown task type {task_type!r}", {"field": "task_type", "allowed": list(TASK_KINDS)})
+    row = await session.scalar(
+        select(AccountModel).where(
+            AccountModel.account_id == actor.account_id, AccountModel.task_type == task_type
+        )
+    )
+    if row is None:
+        raise NotFound(f"no account default for task type {task_type!r}")
+    await session.delete(row)
+    await session.commit()
+
+
+# --- the account's provider credentials --------------------------------------------------
+
+
+async def list_credentials(session: AsyncSession, actor: Principal) -> list[ProviderCredential]:
+    actor.require("models:read")
+    rows = await session.scalars(
+        select(ProviderCredential)
+        .where(ProviderCredential.account_id == actor.account_id)
+        .order_by(ProviderCredential.provider)
+    )
+    return list(rows)
+
+
+async def set_credential(
+    session: AsyncSession, actor: Principal, provider: str, api_key: str | None, base_url: str | None
+) -> ProviderCredential:
+    """Stores the account's key (sealed at rest) and base URL for a remote provider."""
+    actor.require("models:write")
+    actor.require_any_bot()
+    if check_provider(provider) == "local":
+        raise Invalid("the local provider needs no credentials", {"field": "provider"})
+    if base_url is not None and not (
+        base_url.startswith(("http://", "https://")) and len(base_url) <= MAX_BASE_URL
+    ):
+        raise Invalid("base_url must be an http(s) URL", {"field": "base_url"})
+    if api_key is not None and not api_key.strip():
+        raise Invalid("api_key must not be empty", {"field": "api_key"})
+    row = await session.scalar(
+        select(ProviderCredential).where(
+            ProviderCredential.account_id == actor.account_id, ProviderCredential.provider == provider
+        )
+    )
+    if row is None:
+        row = ProviderCredential(account_id=actor.account_id, provider=provider)
+        session.add(row)
+    row.api_key = api_key
+    row.base_url = base_url.rstrip("/") if base_url else None
+    await session.commit()
+    return row
+
+
+async def remove_credential(session: AsyncSession, actor: Principal, provider: str) -> None:
+    actor.require("models:write")
+    actor.require_any_bot()
+    row = await session.scalar(
+        select(ProviderCredential).where(
+            ProviderCredential.account_id == actor.account_id, ProviderCredential.provider == provider
+        )
+    )
+    if row is None:
+        raise NotFound(f"no credentials stored for provider {provider!r}")
+    await session.delete(row)
+    await session.commit()
+
+
+# --- models by name (the OpenAI face's "model" field) -------------------------------------
+
+
+@dataclass(frozen=True)
+class NamedModel:
+    """A bot (answering with its own settings) or a raw model."""
+
+    name: str
+    bot: Bot | None = None
+    choice: ModelChoice | None = None
+
+
+async def lookup_model(
+    session: AsyncSession, actor: Principal, name: str, task_type: str, local: Sequence[ModelChoice]
+) -> NamedModel:
+    """A bot by id or name, `provider/model`, or an installed local model's bare id.
+
+    A name that matches nothing the caller may use is "not found", whoever owns it.
+    """
+    name = name.strip()
+    if not name:
+        raise Invalid("model must not be empty", {"field": "model"})
+    bot = await session.scalar(owned(actor, Bot).where(or_(Bot.id == name, Bot.name == name)).limit(1))
+    if bot is not None:
+        return NamedModel(name, bot=bot)
+    provider, slash, model_id = name.partition("/")
+    if slash and provider in PROVIDERS and model_id:
+        return NamedModel(name, choice=ModelChoice(provider, model_id, task_type))
+    for choice in local:
+        if choice.model_id == name and choice.task_type == task_type:
+            return NamedModel(name, choice=choice)
+    raise NotFound(f"the model {name!r} does not exist or you do not have access to it", {"model": name})
+
+
+async def model_catalog(
+    session: AsyncSession, actor: Principal, local: Sequence[ModelChoice]
+) -> list[NamedModel]:
+    """Every model the caller can name: its bots, installed local models, account defaults."""
+    actor.require("bots:read")
+    bots = await session.scalars(owned(actor, Bot).order_by(Bot.created_at, Bot.id))
+    named = [NamedModel(bot.id, bot=bot) for bot in bots]
+    seen: set[str] = set()
+    defaults = await session.scalars(select(AccountModel).where(AccountModel.account_id == actor.account_id))
+    raw = [*local, *(ModelChoice(row.provider, row.model_id, row.task_type) for row in defaults)]
+    for choice in raw:
+        name = f"{choice.provider}/{choice.model_id}"
+        if name not in seen:
+            seen.add(name)
+            named.append(NamedModel(name, choice=choice))
+    return named
