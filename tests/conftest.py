@@ -3,7 +3,8 @@ the real app with its lifespan, and an httpx client speaking HTTP to it."""
 
 import os
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +18,18 @@ from tertulia.app import create_app
 from tertulia.settings import Settings
 from tertulia.store.migrate import migrate
 from tertulia.store.session import Database
+from tests.providers.standins import StandIn, serving
 
 # Set to a PostgreSQL URL (postgresql+asyncpg://user@host:port/db) to run the suite on it;
 # each test gets a database of its own on that server.
 POSTGRES_URL = os.environ.get("TERTULIA_TEST_POSTGRES_URL")
 
 
-@pytest.fixture
-async def database_url(tmp_path: Path) -> AsyncIterator[str]:
+@asynccontextmanager
+async def fresh_database_url(directory: Path) -> AsyncIterator[str]:
+    """A new, empty database: a SQLite file in `directory`, or one of its own on POSTGRES_URL."""
     if not POSTGRES_URL:
-        yield f"sqlite+aiosqlite:///{tmp_path / 'tertulia.db'}"
+        yield f"sqlite+aiosqlite:///{directory / 'tertulia.db'}"
         return
     admin = make_url(POSTGRES_URL)
     name = f"tertulia_test_{secrets.token_hex(6)}"
@@ -38,6 +41,12 @@ async def database_url(tmp_path: Path) -> AsyncIterator[str]:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await connection.close()
+
+
+@pytest.fixture
+async def database_url(tmp_path: Path) -> AsyncIterator[str]:
+    async with fresh_database_url(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
@@ -75,3 +84,18 @@ async def make_client(database: Database) -> AsyncIterator[AppFactory]:
 @pytest.fixture
 async def client(make_client: AppFactory) -> httpx.AsyncClient:
     return await make_client()
+
+
+@pytest.fixture(scope="session")
+def standin_server() -> Iterator[StandIn]:
+    """Local stand-ins for OpenAI, Anthropic and Gemini, on their real wire protocols."""
+    app = StandIn()
+    with serving(app):
+        yield app
+
+
+@pytest.fixture
+def standin(standin_server: StandIn) -> StandIn:
+    """The stand-in server, answering normally again; its base URL is `standin.url`."""
+    standin_server.reset()
+    return standin_server

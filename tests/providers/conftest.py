@@ -18,7 +18,7 @@ from tertulia.providers.local_models import LOCAL_MODELS, model_file
 from tertulia.providers.openai_compat import OpenAICompatibleChat
 from tertulia.providers.remote_http import RetryPolicy, remote_http_client
 from tests.live_server import free_port
-from tests.providers.standins import API_KEY, StandIn, serving
+from tests.providers.standins import API_KEY
 
 SHORT_READ_TIMEOUT = 0.5  # seconds; for the tests of a provider that goes quiet
 QUICK_RETRY = RetryPolicy(base_delay=0.01, max_delay=0.05)
@@ -34,20 +34,6 @@ TURNS = (
     ChatTurn("user", "Again, to the world."),
 )
 SAMPLING = Sampling(temperature=0.2, top_p=0.9, top_k=20, max_tokens=16, stop=("\n\n",))
-
-
-@pytest.fixture(scope="session")
-def standin_server() -> Iterator[StandIn]:
-    app = StandIn()
-    with serving(app):
-        yield app
-
-
-@pytest.fixture
-def standin(standin_server: StandIn) -> StandIn:
-    """The stand-in server, answering normally again; its base URL is `standin.url`."""
-    standin_server.reset()
-    return standin_server
 
 
 @pytest.fixture

@@ -223,10 +223,10 @@ class ChatEngine:
             yield Failed(error)
             return
 
+        # (The bot's top_k is retrieval's, CriaBot's sense: not a sampling setting.)
         sampling = Sampling(
             temperature=bot.temperature,
             top_p=bot.top_p,
-            top_k=bot.top_k,
             max_tokens=max(1, min(bot.max_reply_tokens, model.context_tokens - prompt_tokens)),
         )
         generation = _Generation(model, prompt_tokens)
@@ -292,7 +292,6 @@ class ChatEngine:
         sampling = Sampling(
             temperature=_first(request.temperature, bot.temperature if bot else None, Sampling.temperature),
             top_p=_first(request.top_p, bot.top_p if bot else None, Sampling.top_p),
-            top_k=bot.top_k if bot is not None else Sampling.top_k,
             max_tokens=max(1, min(wanted, model.context_tokens - prompt_tokens)),
             stop=request.stop,
         )

@@ -67,6 +67,14 @@ class ModelRegistry:
             choices.append(ModelChoice("local", local_embed.MODEL_ID, "embedding"))
         return choices
 
+    def server_configured(self, provider: str) -> bool:
+        """Whether the server itself can call `provider` (no account key needed)."""
+        if provider == "local":
+            return True
+        has_url = self._settings.provider_base_url(provider) is not None
+        has_key = self._settings.provider_secret(provider) is not None
+        return has_url and (has_key or provider in KEY_OPTIONAL)
+
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = remote_http_client(read_timeout=self._settings.provider_timeout_seconds)

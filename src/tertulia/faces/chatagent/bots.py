@@ -38,6 +38,7 @@ def _llm_values(config: LlmConfig | None) -> dict[str, Any]:
         "model": "llm_model",
         "api_key": "llm_api_key",
         "max_tokens": "max_reply_tokens",
+        "related_prompts": "llm_generate_related_prompts",
     }
     return {renames.get(name, name): value for name, value in sent.items()}
 
@@ -66,6 +67,8 @@ def bot_public(bot: Bot) -> BotPublic:
             max_tokens=bot.max_reply_tokens,
             system_prompt=bot.system_prompt,
             api_key_set=bool(bot.llm_api_key),
+            max_input_tokens=bot.max_input_tokens,
+            related_prompts=bot.llm_generate_related_prompts,
         ),
         knowledge_base_ids=[base.id for base in bot.knowledge_bases],
         plugins=list(bot.plugins),

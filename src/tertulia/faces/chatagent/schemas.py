@@ -124,6 +124,9 @@ class LlmConfig(RequestModel):
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     max_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     system_prompt: LongText | None = None
+    # Tertulia's extensions (CriaBot's bot params, reachable from this face too).
+    max_input_tokens: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
+    related_prompts: bool | None = None
 
 
 class BotCreate(RequestModel):
@@ -156,6 +159,8 @@ class LlmConfigPublic(BaseModel):
     max_tokens: int
     system_prompt: str
     api_key_set: bool
+    max_input_tokens: int
+    related_prompts: bool
 
 
 class BotSummary(BaseModel):

@@ -90,6 +90,7 @@ async def _answer(
                                 "prompt_tokens": event.usage.prompt_tokens,
                                 "completion_tokens": event.usage.completion_tokens,
                             },
+                            "related_prompts": event.related_prompts,
                         }
                     )
                 else:
@@ -101,6 +102,7 @@ async def _answer(
                             "content": event.reply.content,
                             "message_type": event.reply.message_type,
                             "timestamp": _timestamp(),
+                            "related_prompts": event.related_prompts,
                         }
                     )
 
