@@ -184,6 +184,12 @@ class _Generation:
     def text(self) -> str:
         return "".join(self.pieces)
 
+    def failure(self, error: TertuliaError) -> TertuliaError:
+        """Before any text the model's own error stands; after some, the reply was cut short."""
+        if not self.pieces:
+            return error
+        return UpstreamFailed(f"the model stopped mid-reply: {error.message}")
+
     async def usage(self) -> Usage:
         if self.reported is not None:
             return self.reported
@@ -237,11 +243,7 @@ class ChatEngine:
         except TertuliaError as error:
             # A failed reply leaves nothing in the conversation, not even the question.
             await self._count_error(bot.id)
-            yield Failed(
-                error
-                if not generation.pieces
-                else UpstreamFailed(f"the model stopped mid-reply: {error.message}")
-            )
+            yield Failed(generation.failure(error))
             return
         except (GeneratorExit, asyncio.CancelledError):
             # The reader left: generation stopped with the stream; what was said is kept.
@@ -301,11 +303,7 @@ class ChatEngine:
                 async for token in tokens:
                     yield token
         except TertuliaError as error:
-            yield Failed(
-                error
-                if not generation.pieces
-                else UpstreamFailed(f"the model stopped mid-reply: {error.message}")
-            )
+            yield Failed(generation.failure(error))
             return
         usage = await generation.usage()
         finish = "length" if usage.completion_tokens >= sampling.max_tokens else "stop"

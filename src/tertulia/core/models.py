@@ -29,19 +29,27 @@ class Resolved:
     credentials: Credentials
 
 
-async def account_default(session: AsyncSession, account_id: str, task_type: str) -> ModelChoice | None:
-    row = await session.scalar(
-        select(AccountModel).where(AccountModel.account_id == account_id, AccountModel.task_type == task_type)
-    )
-    return ModelChoice(row.provider, row.model_id, task_type) if row is not None else None
-
-
-async def credentials_for(session: AsyncSession, account_id: str, provider: str) -> Credentials:
-    row = await session.scalar(
+async def _credential(session: AsyncSession, account_id: str, provider: str) -> ProviderCredential | None:
+    return await session.scalar(
         select(ProviderCredential).where(
             ProviderCredential.account_id == account_id, ProviderCredential.provider == provider
         )
     )
+
+
+async def _account_model(session: AsyncSession, account_id: str, task_type: str) -> AccountModel | None:
+    return await session.scalar(
+        select(AccountModel).where(AccountModel.account_id == account_id, AccountModel.task_type == task_type)
+    )
+
+
+async def account_default(session: AsyncSession, account_id: str, task_type: str) -> ModelChoice | None:
+    row = await _account_model(session, account_id, task_type)
+    return ModelChoice(row.provider, row.model_id, task_type) if row is not None else None
+
+
+async def credentials_for(session: AsyncSession, account_id: str, provider: str) -> Credentials:
+    row = await _credential(session, account_id, provider)
     return Credentials(row.api_key, row.base_url) if row is not None else Credentials()
 
 
@@ -79,11 +87,7 @@ async def set_account_model(session: AsyncSession, actor: Principal, choice: Mod
     actor.require("models:write")
     actor.require_any_bot()
     check_choice(choice)
-    row = await session.scalar(
-        select(AccountModel).where(
-            AccountModel.account_id == actor.account_id, AccountModel.task_type == choice.task_type
-        )
-    )
+    row = await _account_model(session, actor.account_id, choice.task_type)
     if row is None:
         row = AccountModel(account_id=actor.account_id, task_type=choice.task_type)
         session.add(row)
@@ -98,11 +102,7 @@ async def remove_account_model(session: AsyncSession, actor: Principal, task_typ
     actor.require_any_bot()
     if task_type not in TASK_KINDS:
         raise Invalid(f"unknown task type {task_type!r}", {"field": "task_type", "allowed": list(TASK_KINDS)})
-    row = await session.scalar(
-        select(AccountModel).where(
-            AccountModel.account_id == actor.account_id, AccountModel.task_type == task_type
-        )
-    )
+    row = await _account_model(session, actor.account_id, task_type)
     if row is None:
         raise NotFound(f"no account default for task type {task_type!r}")
     await session.delete(row)
@@ -136,11 +136,7 @@ async def set_credential(
         raise Invalid("base_url must be an http(s) URL", {"field": "base_url"})
     if api_key is not None and not api_key.strip():
         raise Invalid("api_key must not be empty", {"field": "api_key"})
-    row = await session.scalar(
-        select(ProviderCredential).where(
-            ProviderCredential.account_id == actor.account_id, ProviderCredential.provider == provider
-        )
-    )
+    row = await _credential(session, actor.account_id, provider)
     if row is None:
         row = ProviderCredential(account_id=actor.account_id, provider=provider)
         session.add(row)
@@ -153,11 +149,7 @@ async def set_credential(
 async def remove_credential(session: AsyncSession, actor: Principal, provider: str) -> None:
     actor.require("models:write")
     actor.require_any_bot()
-    row = await session.scalar(
-        select(ProviderCredential).where(
-            ProviderCredential.account_id == actor.account_id, ProviderCredential.provider == provider
-        )
-    )
+    row = await _credential(session, actor.account_id, provider)
     if row is None:
         raise NotFound(f"no credentials stored for provider {provider!r}")
     await session.delete(row)
