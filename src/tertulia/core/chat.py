@@ -241,8 +241,10 @@ class ChatEngine:
                 async for token in tokens:
                     yield token
         except TertuliaError as error:
-            # A failed reply leaves nothing in the conversation, not even the question.
+            # A failed reply leaves nothing in the conversation, not even the question; what
+            # the model did produce still counts against the account.
             await self._count_error(bot.id)
+            await self._record_spent(actor, generation, provider, bot.id, conversation.id)
             yield Failed(generation.failure(error))
             return
         except (GeneratorExit, asyncio.CancelledError):
@@ -297,27 +299,48 @@ class ChatEngine:
             max_tokens=max(1, min(wanted, model.context_tokens - prompt_tokens)),
             stop=request.stop,
         )
+        bot_id = bot.id if bot is not None else None
         generation = _Generation(model, prompt_tokens)
         try:
             async with aclosing(generation.run(turns, sampling)) as tokens:
                 async for token in tokens:
                     yield token
         except TertuliaError as error:
+            await self._record_spent(actor, generation, provider, bot_id)
             yield Failed(generation.failure(error))
             return
-        usage = await generation.usage()
+        except (GeneratorExit, asyncio.CancelledError):
+            # The reader left: what the model produced until then still counts.
+            with anyio.CancelScope(shield=True):
+                await self._record_spent(actor, generation, provider, bot_id)
+            raise
+        usage = await self._record_spent(actor, generation, provider, bot_id)
         finish = "length" if usage.completion_tokens >= sampling.max_tokens else "stop"
-        async with self._database.session() as session:
-            record_usage(
-                session,
-                actor.account_id,
-                usage,
-                provider=provider,
-                model=model.model_id,
-                bot_id=bot.id if bot is not None else None,
-            )
-            await session.commit()
         yield Done(generation.text, usage, model.model_id, finish_reason=finish)
+
+    async def _record_spent(
+        self,
+        actor: Principal,
+        generation: "_Generation",
+        provider: str,
+        bot_id: str | None,
+        conversation_id: str | None = None,
+    ) -> Usage:
+        """Records what a model call used that left no message behind (stateless or failed)."""
+        usage = await generation.usage()
+        if generation.pieces or generation.reported is not None:
+            async with self._database.session() as session:
+                record_usage(
+                    session,
+                    actor.account_id,
+                    usage,
+                    provider=provider,
+                    model=generation.model.model_id,
+                    bot_id=bot_id,
+                    conversation_id=conversation_id,
+                )
+                await session.commit()
+        return usage
 
     async def _save(
         self,

@@ -65,7 +65,11 @@ async def resolve(session: AsyncSession, bot: Bot, task_type: str) -> Resolved:
 
 
 async def resolve_for_account(session: AsyncSession, actor: Principal, choice: ModelChoice) -> Resolved:
-    """A raw model named by a client (the OpenAI face), with the account's credentials."""
+    """A raw model named by a client (the OpenAI face), with the account's credentials.
+
+    A key bound to one bot works for that bot only: never for the account's raw models.
+    """
+    actor.require_any_bot()
     check_choice(choice)
     return Resolved(choice, await credentials_for(session, actor.account_id, choice.provider))
 
@@ -180,6 +184,7 @@ async def lookup_model(
         raise Invalid("model must not be empty", {"field": "model"})
     bot = await session.scalar(owned(actor, Bot).where(or_(Bot.id == name, Bot.name == name)).limit(1))
     if bot is not None:
+        actor.require("bots:read")
         return NamedModel(name, bot=bot)
     provider, slash, model_id = name.partition("/")
     if slash and provider in PROVIDERS and model_id:
@@ -197,6 +202,8 @@ async def model_catalog(
     actor.require("bots:read")
     bots = await session.scalars(owned(actor, Bot).order_by(Bot.created_at, Bot.id))
     named = [NamedModel(bot.id, bot=bot) for bot in bots]
+    if actor.bot_id is not None:  # a bot-bound key reaches its bot, not the raw models
+        return named
     seen: set[str] = set()
     defaults = await session.scalars(select(AccountModel).where(AccountModel.account_id == actor.account_id))
     raw = [*local, *(ModelChoice(row.provider, row.model_id, row.task_type) for row in defaults)]

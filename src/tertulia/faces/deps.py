@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.core.accounts import Principal, authenticate_token
@@ -52,3 +53,19 @@ async def admit_anonymous(request: Request, runtime: RuntimeDep) -> None:
 
 
 AnonymousLimit = Depends(admit_anonymous)
+
+
+bearer = HTTPBearer(auto_error=False, description="A Tertulia access token or API key")
+
+
+async def bearer_principal(
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """`Authorization: Bearer <access token or API key>`, as ChatAgent and OpenAI send it."""
+    return await admit(request, runtime, session, credentials.credentials if credentials else None)
+
+
+BearerPrincipal = Annotated[Principal, Depends(bearer_principal)]

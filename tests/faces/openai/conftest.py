@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import openai
 import pytest
 from anyio.from_thread import start_blocking_portal
 from openai import AsyncOpenAI
@@ -59,12 +60,13 @@ async def remote(live_url: str) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.fixture
-async def core_database(live_database_url: str) -> AsyncIterator[Database]:
-    """The server's database, opened on the test's own loop, for what has no endpoint yet."""
-    database = Database(live_database_url)
-    yield database
-    await database.dispose()
+def assert_openai_shape(error: openai.APIStatusError) -> dict[str, Any]:
+    """The client hands over `json["error"]` as `.body`; the raw reply must hold exactly that."""
+    raw = error.response.json()
+    assert set(raw) == {"error"} and raw["error"] == error.body
+    assert set(error.body) == {"message", "type", "param", "code"}
+    assert isinstance(error.body["message"], str) and error.body["message"]
+    return dict(error.body)
 
 
 def openai_client(live_url: str, api_key: str) -> AsyncOpenAI:
@@ -92,12 +94,16 @@ async def create_bot(remote: httpx.AsyncClient, user: User, name: str, **llm_con
 
 
 async def create_key(remote: httpx.AsyncClient, user: User, **fields: Any) -> str:
-    created = await remote.post("/api/v1/auth/api-keys", headers=user.headers, json={"name": "openai", **fields})
+    created = await remote.post(
+        "/api/v1/auth/api-keys", headers=user.headers, json={"name": "openai", **fields}
+    )
     assert created.status_code == 201, created.text
     return str(created.json()["key"])
 
 
-async def new_key_holder(remote: httpx.AsyncClient, who: str, bot_name: str = "Helper", **llm_config: Any) -> KeyHolder:
+async def new_key_holder(
+    remote: httpx.AsyncClient, who: str, bot_name: str = "Helper", **llm_config: Any
+) -> KeyHolder:
     user = await sign_up(remote, f"{who}-{secrets.token_hex(4)}")
     bot_id = await create_bot(remote, user, bot_name, **llm_config)
     return KeyHolder(user, await create_key(remote, user), bot_id, bot_name)

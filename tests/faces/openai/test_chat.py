@@ -2,13 +2,13 @@
 a bot by id or name (with its own system prompt), a raw local model, streamed or not, and
 the tokens it spent recorded for the account."""
 
+import asyncio
+
+import httpx
 import openai
 import pytest
 from openai import AsyncOpenAI
 
-from tertulia.core.principal import Principal
-from tertulia.core.usage import usage_report
-from tertulia.store.tables import Account
 from tests.faces.openai.conftest import CHAT_MODEL, KeyHolder, new_key_holder, openai_client
 
 HELLO = [{"role": "user", "content": "Hello, how are you?"}]
@@ -47,14 +47,18 @@ async def test_the_bots_system_prompt_is_honoured(live_url, remote, as_alice: As
         reply = await as_pong.chat.completions.create(model="Pong", messages=HELLO, max_tokens=8)
     assert "pong" in (reply.choices[0].message.content or "").lower()
     # The same question to the bare model gets an ordinary answer: the bot made the difference.
-    plain = await as_alice.chat.completions.create(model=CHAT_MODEL, messages=HELLO, max_tokens=8, temperature=0)
+    plain = await as_alice.chat.completions.create(
+        model=CHAT_MODEL, messages=HELLO, max_tokens=8, temperature=0
+    )
     assert "pong" not in (plain.choices[0].message.content or "").lower()
 
 
 @pytest.mark.parametrize("limit", ["max_tokens", "max_completion_tokens"])
 async def test_a_reply_cut_at_the_token_limit_says_length(as_alice, alice, limit) -> None:
     reply = await as_alice.chat.completions.create(
-        model=alice.bot_id, messages=[{"role": "user", "content": "Describe the sea at length."}], **{limit: 1}
+        model=alice.bot_id,
+        messages=[{"role": "user", "content": "Describe the sea at length."}],
+        **{limit: 1},
     )
     assert reply.choices[0].finish_reason == "length"
     assert reply.usage is not None and reply.usage.completion_tokens == 1
@@ -126,18 +130,58 @@ async def test_a_raw_model_streams_without_usage_unless_asked(as_alice) -> None:
     assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks).strip()
 
 
-async def test_the_tokens_spent_are_recorded_for_the_account(as_alice, alice, core_database) -> None:
+async def usage_by_bot(remote: httpx.AsyncClient, holder: KeyHolder) -> dict[str | None, dict[str, int]]:
+    response = await remote.get("/api/v1/usage", headers=holder.user.headers)
+    assert response.status_code == 200, response.text
+    return {row.pop("bot_id"): row for row in response.json()["by_bot"]}
+
+
+async def test_the_tokens_spent_are_recorded_for_the_account(as_alice, alice, remote) -> None:
     by_bot = await as_alice.chat.completions.create(model=alice.bot_id, messages=HELLO, max_tokens=4)
     raw = await as_alice.chat.completions.create(model=CHAT_MODEL, messages=HELLO, max_tokens=4)
-    async with core_database.session() as session:
-        account = await session.get(Account, alice.user.id)
-        assert account is not None
-        report = await usage_report(session, Principal(account))
+    spent = await usage_by_bot(remote, alice)
     for bot_id, reply in ((alice.bot_id, by_bot), (None, raw)):
-        spent = report.by_bot[bot_id]
-        assert reply.usage is not None and spent.calls == 1
-        assert (spent.prompt_tokens, spent.completion_tokens) == (
-            reply.usage.prompt_tokens,
-            reply.usage.completion_tokens,
-        )
-    assert report.total.total_tokens == by_bot.usage.total_tokens + raw.usage.total_tokens
+        assert reply.usage is not None
+        assert spent[bot_id] == {
+            "prompt_tokens": reply.usage.prompt_tokens,
+            "completion_tokens": reply.usage.completion_tokens,
+            "total_tokens": reply.usage.total_tokens,
+            "calls": 1,
+        }
+
+
+async def test_a_stream_the_reader_leaves_still_counts_its_tokens(as_alice, alice, remote) -> None:
+    # Otherwise hanging up just before the end would be a way around the plan's token quota.
+    stream = await as_alice.chat.completions.create(
+        model=alice.bot_id,
+        messages=[{"role": "user", "content": "Write a long story about a lighthouse."}],
+        max_tokens=200,
+        stream=True,
+    )
+    pieces = 0
+    async for chunk in stream:
+        pieces += bool(chunk.choices and chunk.choices[0].delta.content)
+        if pieces == 3:
+            break
+    await stream.close()
+    for _ in range(25):  # the server notices the reader left on its next write
+        spent = await usage_by_bot(remote, alice)
+        if alice.bot_id in spent:
+            break
+        await asyncio.sleep(0.2)
+    assert alice.bot_id in spent, "a reply cut short by the reader was not counted"
+    assert 3 <= spent[alice.bot_id]["completion_tokens"] < 200
+
+
+@pytest.mark.parametrize("stop", [",", [",", ";"]])
+async def test_a_stop_sequence_ends_the_reply_before_it(as_alice, stop) -> None:
+    reply = await as_alice.chat.completions.create(
+        model=CHAT_MODEL,
+        messages=[{"role": "user", "content": "Count from 1 to 9, separated by commas, digits only."}],
+        max_tokens=12,
+        temperature=0,
+        stop=stop,
+    )
+    content = reply.choices[0].message.content or ""
+    assert content.strip() and "," not in content and "9" not in content
+    assert reply.choices[0].finish_reason == "stop"

@@ -50,6 +50,6 @@ async def test_another_accounts_bot_is_not_found_like_a_missing_one(as_alice, bo
     with pytest.raises(openai.NotFoundError) as missing:
         await as_alice.models.retrieve("bot_doesnotexist")
     assert theirs.value.code == missing.value.code == "model_not_found"
-    assert theirs.value.body["message"].replace(bob.bot_id, "X") == missing.value.body[
-        "message"
-    ].replace("bot_doesnotexist", "X")
+    assert theirs.value.body["message"].replace(bob.bot_id, "X") == missing.value.body["message"].replace(
+        "bot_doesnotexist", "X"
+    )

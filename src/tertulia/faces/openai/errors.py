@@ -1,5 +1,7 @@
 """OpenAI's error envelope: {"error": {"message", "type", "param", "code"}}."""
 
+import re
+
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
@@ -28,12 +30,31 @@ def owns(path: str) -> bool:
     return any(path == prefix or path.startswith(prefix + "/") for prefix in PATHS)
 
 
+# Pydantic names the member of a union that failed inside an error's location
+# ("stop.constrained-str", "content.list[TextPart]"); OpenAI's `param` is a path in the
+# request itself (snake_case names and list indices), so those parts are left out.
+_PARAM_PART = re.compile(r"\d+|[a-z_][a-z0-9_]*")
+_UNION_MEMBERS = frozenset({"str", "int", "float", "bool", "none", "list", "dict"})
+
+
+def _param(field: object) -> str | None:
+    if not isinstance(field, str):
+        return None
+    parts = [part for part in field.split(".") if _PARAM_PART.fullmatch(part) and part not in _UNION_MEMBERS]
+    return ".".join(parts) or None
+
+
 def error_body(error: TertuliaError) -> tuple[int, dict[str, object]]:
     status, kind, code = TYPES.get(error.kind, (getattr(error, "status", 500), "server_error", None))
     if error.kind == "not_found" and "model" in error.details:
         code = "model_not_found"
-    param = error.details.get("field")
-    body = {"message": error.message, "type": kind, "param": param, "code": code}
+    param = _param(error.details.get("field"))
+    message = error.message
+    if "reason" in error.details and "errors" in error.details:
+        # A request that failed validation: OpenAI's envelope has no room for details,
+        # so what was wrong goes into the message, as OpenAI's own errors do.
+        message = f"Invalid {param or 'request'!r}: {error.details['reason']}"
+    body = {"message": message, "type": kind, "param": param, "code": code}
     return status, {"error": body}
 
 

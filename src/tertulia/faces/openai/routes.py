@@ -12,18 +12,17 @@ import struct
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tertulia.core.accounts import Principal
 from tertulia.core.chat import ChatEvent, Completion, Done, Failed, Token, collect_reply
 from tertulia.core.embeddings import embed_texts
 from tertulia.core.errors import Invalid, NotFound
 from tertulia.core.models import NamedModel, lookup_model, model_catalog
-from tertulia.faces.deps import RuntimeDep, SessionDep, admit
+from tertulia.faces.deps import BearerPrincipal, RuntimeDep, SessionDep
 from tertulia.faces.openai.errors import error_body
 from tertulia.faces.openai.schemas import (
     ChatCompletionRequest,
@@ -35,19 +34,7 @@ from tertulia.providers.base import ChatTurn
 from tertulia.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["openai"])
-bearer = HTTPBearer(auto_error=False, description="A Tertulia API key or access token")
-
-
-async def current_principal(
-    request: Request,
-    runtime: RuntimeDep,
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Principal:
-    return await admit(request, runtime, session, credentials.credentials if credentials else None)
-
-
-CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+CurrentPrincipal = BearerPrincipal
 
 
 def _card(named: NamedModel) -> ModelCard:
@@ -174,7 +161,7 @@ async def _completion(
     runtime: Runtime, principal: Principal, session: Any, body: ChatCompletionRequest
 ) -> tuple[Completion, str | None]:
     named = await lookup_model(session, principal, body.model, "chat", runtime.models.local_models())
-    stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
+    stop = tuple(body.stop or ())
     completion = Completion(
         _turns(body),
         bot_id=named.bot.id if named.bot is not None else None,
@@ -222,7 +209,7 @@ async def embeddings(
 ) -> dict[str, Any]:
     named = await lookup_model(session, principal, body.model, "embedding", runtime.models.local_models())
     await session.close()
-    texts = [body.input] if isinstance(body.input, str) else body.input
+    texts = body.input
     embedded = await embed_texts(
         runtime.database,
         runtime.models,

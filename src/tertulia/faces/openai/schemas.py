@@ -3,7 +3,7 @@ sends and reads them."""
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from tertulia.faces.inputs import refuse_nul
 
@@ -13,8 +13,17 @@ class Request(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        return refuse_nul(value)
+    def _no_nul(cls, value: Any, info: ValidationInfo) -> Any:
+        return refuse_nul(value, info.field_name or "value")
+
+
+def one_or_many(value: Any) -> Any:
+    """OpenAI takes a single string wherever it takes a list of them (`stop`, `input`).
+
+    Read as a one-item list, so that an error names the field and what is wrong with the
+    list, rather than the member of a `str | list[str]` union that failed first.
+    """
+    return [value] if isinstance(value, str) else value
 
 
 class TextPart(BaseModel):
@@ -45,26 +54,29 @@ class ChatCompletionRequest(Request):
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     max_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     max_completion_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
-    stop: (
-        Annotated[str, Field(max_length=200)]
-        | Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=4)]
-        | None
-    ) = None
+    stop: Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=4)] | None = None
     n: Annotated[int, Field(ge=1, le=1)] = 1
     user: Annotated[str, Field(max_length=256)] | None = None
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _one_stop_is_a_list(cls, value: Any) -> Any:
+        return one_or_many(value)
 
 
 class EmbeddingRequest(Request):
     model: Annotated[str, Field(min_length=1, max_length=300)]
-    input: (
-        Annotated[str, Field(max_length=32_000)]
-        | Annotated[list[Annotated[str, Field(max_length=32_000)]], Field(min_length=1, max_length=2048)]
-    )
+    input: Annotated[list[Annotated[str, Field(max_length=32_000)]], Field(min_length=1, max_length=2048)]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: Annotated[int, Field(ge=1)] | None = None
     user: Annotated[str, Field(max_length=256)] | None = None
     # Tertulia's extension: e5-style models embed questions and passages differently.
     input_type: Literal["query", "passage"] = "passage"
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _one_input_is_a_list(cls, value: Any) -> Any:
+        return one_or_many(value)
 
 
 class ModelCard(BaseModel):
