@@ -18,18 +18,15 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import websockets
+from tertulia_server import Server
 
 QUESTIONS = (
     "Explain in three sentences why the sky is blue.",
@@ -52,12 +49,6 @@ class Run:
     @property
     def tokens_per_second(self) -> float:
         return (self.tokens - 1) / self.generating if self.generating > 0 else 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def direct_runner(
@@ -95,50 +86,11 @@ def direct_runner(
     return run
 
 
-class Server:
-    """`tertulia serve` in its own process, on a throwaway SQLite file."""
-
-    def __init__(self, model_id: str, threads: int, context: int) -> None:
-        self.folder = tempfile.TemporaryDirectory()
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TERTULIA_")}
-        env |= {
-            "TERTULIA_DATABASE_URL": f"sqlite+aiosqlite:///{Path(self.folder.name) / 'bench.db'}",
-            "TERTULIA_DEFAULT_CHAT_MODEL": model_id,
-            "TERTULIA_LLM_THREADS": str(threads),
-            "TERTULIA_LLM_CONTEXT_TOKENS": str(context),
-            "TERTULIA_RATE_LIMIT_PLANS": '{"standard": "100000/minute"}',
-        }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tertulia", "serve", "--port", str(self.port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def wait_healthy(self) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.base}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise RuntimeError("the server did not start")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        self.folder.cleanup()
-
-
 async def prepare(server: Server, max_tokens: int) -> tuple[str, str, str]:
     """An account, a bot with greedy sampling, a conversation; returns token, bot and conversation."""
+    headers = server.account()
+    token = headers["Authorization"].removeprefix("Bearer ")
     async with httpx.AsyncClient(base_url=server.base, timeout=60) as client:
-        account = {"username": "bench", "email": "bench@example.com", "password": "a long secret"}
-        token = (await client.post("/api/v1/auth/register", json=account)).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
         bot = await client.post(
             "/api/v1/bots/",
             headers=headers,
@@ -236,10 +188,11 @@ async def main() -> None:
     parser.add_argument("--context", type=int, default=4096)
     args = parser.parse_args()
 
-    server = Server(args.model, args.threads, args.context)
+    server = Server(
+        default_chat_model=args.model, llm_threads=str(args.threads), llm_context_tokens=str(args.context)
+    )
     try:
         direct = direct_runner(args.model, args.max_tokens, args.threads, args.context)
-        server.wait_healthy()
         token, bot_id, _conversation = await prepare(server, args.max_tokens)
         ways = {
             "direct": direct,

@@ -24,8 +24,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await app.state.runtime.models.close()
-            await app.state.runtime.database.dispose()
+            await app.state.runtime.close()
 
     app = FastAPI(
         title="Tertulia",

@@ -1,4 +1,5 @@
-"""What a running server holds once: settings, database, rate limiter, signing secret."""
+"""What a running server holds once: settings, database, rate limiter, signing secret,
+models, the chat engine, the knowledge index and the job runner."""
 
 import time
 from dataclasses import dataclass, field
@@ -6,9 +7,14 @@ from dataclasses import dataclass, field
 from tertulia import __version__
 from tertulia.core.accounts import signing_secret
 from tertulia.core.chat import ChatEngine
+from tertulia.core.knowledge.fetching import FetchLimits
+from tertulia.core.knowledge.ingest import IngestLimits, Ingestor
+from tertulia.core.knowledge.retrieval import Retriever
 from tertulia.core.ratelimit import RateLimiter
+from tertulia.jobs import InlineJobs, JobRunner
 from tertulia.providers.registry import ModelRegistry
 from tertulia.settings import Settings
+from tertulia.store.index import VectorCache
 from tertulia.store.sealed import seal_with
 from tertulia.store.session import Database
 
@@ -21,12 +27,19 @@ class Runtime:
     secret: str
     models: ModelRegistry
     chat: ChatEngine
+    retriever: Retriever
+    jobs: JobRunner
     version: str = __version__
     started_at: float = field(default_factory=time.monotonic)
 
     @property
     def uptime_seconds(self) -> float:
         return time.monotonic() - self.started_at
+
+    async def close(self) -> None:
+        await self.jobs.stop()
+        await self.models.close()
+        await self.database.dispose()
 
 
 async def start_runtime(settings: Settings) -> Runtime:
@@ -39,5 +52,17 @@ async def start_runtime(settings: Settings) -> Runtime:
     )
     seal_with(database.engine, secret)
     models = ModelRegistry(settings)
-    chat = ChatEngine(database, models, settings.token_quota)
-    return Runtime(settings, database, limiter, secret, models, chat)
+    retriever = Retriever(database, models, VectorCache())
+    chat = ChatEngine(database, models, settings.token_quota, retriever)
+    limits = IngestLimits(
+        max_bytes=settings.max_upload_bytes,
+        max_unpacked_bytes=settings.max_unpacked_bytes,
+        fetch=FetchLimits(
+            max_bytes=settings.max_upload_bytes, timeout_seconds=settings.fetch_timeout_seconds
+        ),
+        allow_private_urls=settings.allow_private_urls,
+    )
+    jobs = InlineJobs(database, {"ingest": Ingestor(database, models, limits)})
+    runtime = Runtime(settings, database, limiter, secret, models, chat, retriever, jobs)
+    await jobs.start()
+    return runtime

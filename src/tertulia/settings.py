@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = Field(default=3600, ge=60)
     cors_origins: list[str] = Field(default_factory=list)
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    # Office files are zips: the most their contents may unpack to (zip bombs stop here).
+    max_unpacked_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    # Documents added by URL: private, loopback and link-local addresses are refused unless
+    # this is on (a server that indexes its own intranet).
+    allow_private_urls: bool = False
+    fetch_timeout_seconds: float = Field(default=20.0, gt=0)
     # Requests per account, by plan (ChatAgent: 100 / 1000 / 10000 a minute).
     rate_limit_plans: dict[str, str] = Field(
         default_factory=lambda: {

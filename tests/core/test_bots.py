@@ -29,6 +29,8 @@ from tertulia.core.knowledge.bases import (
     list_knowledge_bases,
 )
 from tertulia.core.toolbox import list_models, remove_model, set_model
+from tertulia.providers.registry import ModelRegistry
+from tertulia.settings import Settings
 from tertulia.store.session import Database
 from tertulia.store.tables import (
     Account,
@@ -42,6 +44,8 @@ from tertulia.store.tables import (
 )
 
 EVERYTHING = BotFilters()
+
+MODELS = ModelRegistry(Settings())  # knows which embedding models this server can reach
 
 
 async def new_account(database: Database, username: str) -> Account:
@@ -58,7 +62,7 @@ async def new_bot(database: Database, owner: Account, name: str, **settings: Any
 
 async def new_base(database: Database, owner: Account, name: str) -> KnowledgeBase:
     async with database.session() as session:
-        return await create_knowledge_base(session, Principal(owner), KnowledgeBaseDraft(name=name))
+        return await create_knowledge_base(session, Principal(owner), KnowledgeBaseDraft(name=name), MODELS)
 
 
 async def stored_bot(database: Database, bot_id: str) -> Bot | None:
@@ -585,15 +589,16 @@ async def test_a_knowledge_base_is_created_with_its_settings(database: Database,
                 chunk_size=500,
                 chunk_overlap=50,
                 metadata={"lang": "pt"},
-                embedding_model="mini",
+                embedding_model="multilingual-e5-small",
             ),
+            MODELS,
         )
     async with database.session() as session:
         fetched = await get_knowledge_base(session, Principal(alice), base.id)
     assert (fetched.name, fetched.chunk_size, fetched.chunk_overlap) == ("manual", 500, 50)
     assert (fetched.meta, fetched.embedding_model, fetched.vector_store_type) == (
         {"lang": "pt"},
-        "mini",
+        "multilingual-e5-small",
         "builtin",
     )
 
@@ -611,7 +616,7 @@ async def test_a_knowledge_base_with_impossible_settings_is_refused(
 ) -> None:
     async with database.session() as session:
         with pytest.raises(Invalid):
-            await create_knowledge_base(session, Principal(alice), draft)
+            await create_knowledge_base(session, Principal(alice), draft, MODELS)
     assert await rows(database, KnowledgeBase) == 0
 
 
@@ -665,5 +670,5 @@ async def test_a_bot_bound_credential_sees_only_its_bots_knowledge_bases(
         with pytest.raises(NotFound):
             await get_knowledge_base(session, bound, unlinked.id)
         with pytest.raises(Forbidden):
-            await create_knowledge_base(session, bound, KnowledgeBaseDraft(name="new"))
+            await create_knowledge_base(session, bound, KnowledgeBaseDraft(name="new"), MODELS)
     assert [base.id for base in page.items] == [linked.id]

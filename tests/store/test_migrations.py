@@ -14,12 +14,13 @@ from tertulia.core.accounts import NewAccount, Principal, register
 from tertulia.core.bots import BotSettings, create_bot
 from tertulia.store.migrate import alembic_config, migrate
 from tertulia.store.session import Database, is_sqlite
-from tertulia.store.tables import Account, Base, Bot
+from tertulia.store.tables import Account, Base, Bot, managed_by_models
 
 
 def schema_differences(connection: Connection) -> list[Any]:
     context = MigrationContext.configure(
-        connection, opts={"compare_type": True, "compare_server_default": True}
+        connection,
+        opts={"compare_type": True, "compare_server_default": True, "include_name": managed_by_models},
     )
     return list(compare_metadata(context, Base.metadata))
 

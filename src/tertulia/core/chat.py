@@ -32,6 +32,7 @@ from tertulia.core.bots import get_bot
 from tertulia.core.catalog import ModelChoice
 from tertulia.core.conversations import get_conversation
 from tertulia.core.errors import Invalid, TertuliaError, UpstreamFailed
+from tertulia.core.knowledge.retrieval import Retriever, Source
 from tertulia.core.models import Resolved, resolve, resolve_for_account
 from tertulia.core.principal import Principal
 from tertulia.core.usage import record_usage, require_quota
@@ -48,12 +49,27 @@ HISTORY_LIMIT = 200  # messages read back before trimming by tokens
 MAX_QUESTION_CHARS = 32_000
 REPLY_ROOM = 64  # tokens the prompt always leaves for the reply
 TURN_OVERHEAD = 5  # a turn's chat-template markers, roughly
+CONTEXT_SHARE = 0.6  # of the input budget, at most, for retrieved context
+GROUNDING_RULE = (
+    "Answer using only the numbered context below, and cite what you use as [1], [2]. "
+    "If the context does not contain the answer, say that you do not know."
+)
+NO_CONTEXT_RULE = (
+    "No document matched this question. Say that you could not find it in your documents; do not guess."
+)
 RELATED_PROMPTS = 3
 RELATED_PROMPT_CHARS = 200
 RELATED_INSTRUCTION = (
     "Suggest {count} short follow-up questions the user could ask next about this exchange. "
     "Write them in the language of the question, one per line, without numbering or any other text."
 )
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What the bot's knowledge offered for this question (empty: nothing passed)."""
+
+    sources: list[Source]
 
 
 @dataclass(frozen=True)
@@ -72,6 +88,7 @@ class Done:
     reply: Message | None = None
     related_prompts: list[str] = field(default_factory=list)
     finish_reason: str = "stop"
+    sources: list[Source] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -79,7 +96,7 @@ class Failed:
     error: TertuliaError
 
 
-ChatEvent = Token | Done | Failed
+ChatEvent = Sources | Token | Done | Failed
 
 
 @dataclass(frozen=True)
@@ -116,6 +133,50 @@ def system_prompt(bot: Bot | None, extra: str = "") -> str:
     own = bot.system_prompt.strip() if bot is not None else ""
     parts = [own or (DEFAULT_SYSTEM_PROMPT if not extra else ""), extra.strip(), LANGUAGE_RULE]
     return "\n".join(part for part in parts if part)
+
+
+async def grounded_prompt(
+    model: ChatModel, bot: Bot, sources: list[Source], extra: str = ""
+) -> tuple[str, list[Source]]:
+    """The system prompt of a bot with knowledge, and the sources that fit in it.
+
+    With sources, the model is told to answer from them only and to cite them by number;
+    without (and with `no_context_llm_guess` off) it is told to say it does not know.
+    The context takes at most CONTEXT_SHARE of the bot's input budget, best sources first.
+    """
+    prompt = system_prompt(bot, extra)
+    if not sources:
+        return (prompt if bot.no_context_llm_guess else f"{prompt}\n{NO_CONTEXT_RULE}"), []
+    budget = int(min(bot.max_input_tokens, model.context_tokens) * CONTEXT_SHARE)
+    used: list[Source] = []
+    blocks: list[str] = []
+    for source in sources:
+        block = f"[{len(used) + 1}] ({source.document_name}) {source.content}"
+        cost = await model.count_tokens(block)
+        if cost > budget:
+            break
+        budget -= cost
+        used.append(source)
+        blocks.append(block)
+    if not used:
+        return (prompt if bot.no_context_llm_guess else f"{prompt}\n{NO_CONTEXT_RULE}"), []
+    return f"{prompt}\n{GROUNDING_RULE}\n\nContext:\n" + "\n\n".join(blocks), used
+
+
+def sources_metadata(sources: list[Source]) -> list[dict[str, Any]]:
+    """How sources are stored with a reply, so history shows the same citations."""
+    return [
+        {
+            "knowledge_base_id": source.knowledge_base_id,
+            "document_id": source.document_id,
+            "document_name": source.document_name,
+            "chunk": source.chunk_ref,
+            "content": source.content,
+            "score": source.score,
+            "metadata": source.metadata,
+        }
+        for source in sources
+    ]
 
 
 async def fit_prompt(
@@ -198,11 +259,16 @@ class _Generation:
 
 class ChatEngine:
     def __init__(
-        self, database: Database, models: ModelRegistry, quota_for: Callable[[str], int | None]
+        self,
+        database: Database,
+        models: ModelRegistry,
+        quota_for: Callable[[str], int | None],
+        retriever: Retriever,
     ) -> None:
         self._database = database
         self._models = models
         self._quota_for = quota_for
+        self._retriever = retriever
 
     def _model(self, resolved: Resolved) -> tuple[ChatModel, str]:
         choice = resolved.choice or self._models.default_chat
@@ -222,11 +288,35 @@ class ChatEngine:
                 await require_quota(session, actor.account_id, self._quota_for(actor.account.plan))
                 resolved = await resolve(session, bot, "chat")
             model, provider = self._model(resolved)
+            knows = bool(bot.knowledge_bases)
+            found = await self._retriever.for_bot(bot, question.content) if knows else []
+            system, sources = await grounded_prompt(model, bot, found) if knows else (system_prompt(bot), [])
             turns, prompt_tokens = await fit_prompt(
-                model, system_prompt(bot), history, ChatTurn("user", question.content), bot.max_input_tokens
+                model, system, history, ChatTurn("user", question.content), bot.max_input_tokens
             )
         except TertuliaError as error:
             yield Failed(error)
+            return
+        if knows:
+            yield Sources(sources)
+        if knows and not sources and bot.no_context_use_message:
+            # Nothing in the bot's documents: its fixed answer, without asking the model.
+            canned = _Generation(model, 0)
+            canned.pieces.append(bot.no_context_message)
+            canned.reported = Usage(0, 0)
+            yield Token(bot.no_context_message)
+            user_message, reply, usage = await self._save(
+                actor,
+                bot,
+                conversation.id,
+                question,
+                canned,
+                provider,
+                partial=False,
+                sources=[],
+                no_context=True,
+            )
+            yield Done(canned.text, usage, model.model_id, user_message, reply)
             return
 
         # (The bot's top_k is retrieval's, CriaBot's sense: not a sampling setting.)
@@ -252,16 +342,23 @@ class ChatEngine:
             if generation.pieces:
                 with anyio.CancelScope(shield=True):
                     await self._save(
-                        actor, bot, conversation.id, question, generation, provider, partial=True
+                        actor,
+                        bot,
+                        conversation.id,
+                        question,
+                        generation,
+                        provider,
+                        partial=True,
+                        sources=sources,
                     )
             raise
         user_message, reply, usage = await self._save(
-            actor, bot, conversation.id, question, generation, provider, partial=False
+            actor, bot, conversation.id, question, generation, provider, partial=False, sources=sources
         )
         related: list[str] = []
         if bot.llm_generate_related_prompts:
             related = await self._related_prompts(actor, bot, question.content, generation.text, reply)
-        yield Done(generation.text, usage, model.model_id, user_message, reply, related)
+        yield Done(generation.text, usage, model.model_id, user_message, reply, related, sources=sources)
 
     async def complete(self, actor: Principal, request: Completion) -> AsyncIterator[ChatEvent]:
         """A stateless reply to the client's own turns; the last turn must be the user's."""
@@ -282,15 +379,28 @@ class ChatEngine:
                 else:
                     raise Invalid("name a bot or a model", {"field": "model"})
             model, provider = self._model(resolved)
+            knows = bot is not None and bool(bot.knowledge_bases)
+            sources: list[Source] = []
+            system = system_prompt(bot, extra)
+            if knows:
+                assert bot is not None
+                found = await self._retriever.for_bot(bot, request.turns[-1].content)
+                system, sources = await grounded_prompt(model, bot, found, extra)
             turns, prompt_tokens = await fit_prompt(
                 model,
-                system_prompt(bot, extra),
+                system,
                 earlier,
                 request.turns[-1],
                 bot.max_input_tokens if bot is not None else model.context_tokens,
             )
         except TertuliaError as error:
             yield Failed(error)
+            return
+        if knows:
+            yield Sources(sources)
+        if knows and not sources and bot is not None and bot.no_context_use_message:
+            yield Token(bot.no_context_message)
+            yield Done(bot.no_context_message, Usage(0, 0), model.model_id)
             return
         wanted = request.max_tokens or (bot.max_reply_tokens if bot is not None else Sampling.max_tokens)
         sampling = Sampling(
@@ -316,7 +426,7 @@ class ChatEngine:
             raise
         usage = await self._record_spent(actor, generation, provider, bot_id)
         finish = "length" if usage.completion_tokens >= sampling.max_tokens else "stop"
-        yield Done(generation.text, usage, model.model_id, finish_reason=finish)
+        yield Done(generation.text, usage, model.model_id, finish_reason=finish, sources=sources)
 
     async def _record_spent(
         self,
@@ -351,6 +461,8 @@ class ChatEngine:
         generation: _Generation,
         provider: str,
         partial: bool,
+        sources: list[Source] | None = None,
+        no_context: bool = False,
     ) -> tuple[Message, Message, Usage]:
         model = generation.model
         usage = await generation.usage()
@@ -372,6 +484,10 @@ class ChatEngine:
             }
             if partial:
                 reply_meta["partial"] = True
+            if sources is not None:
+                reply_meta["sources"] = sources_metadata(sources)
+            if no_context:
+                reply_meta["no_context"] = True
             reply = Message(
                 account_id=actor.account_id,
                 conversation_id=conversation.id,

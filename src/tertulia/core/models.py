@@ -8,6 +8,7 @@ for that provider, else the server's (resolved by the providers layer).
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,8 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tertulia.core.catalog import PROVIDERS, TASK_KINDS, ModelChoice, check_choice, check_provider, route
 from tertulia.core.errors import Invalid, NotFound
 from tertulia.core.principal import Principal, owned
-from tertulia.providers.base import Credentials
-from tertulia.store.tables import AccountModel, Bot, ProviderCredential
+from tertulia.providers.base import Credentials, Embedder
+from tertulia.store.tables import AccountModel, Bot, KnowledgeBase, ProviderCredential
+
+if TYPE_CHECKING:
+    from tertulia.providers.registry import ModelRegistry
 
 MAX_BASE_URL = 2048
 
@@ -213,3 +217,71 @@ async def model_catalog(
             seen.add(name)
             named.append(NamedModel(name, choice=choice))
     return named
+
+
+# --- embedding models named by a knowledge base -------------------------------------------
+
+_EMBEDDING_FAMILIES = (
+    ("text-embedding-3", "openai"),
+    ("text-embedding-ada", "openai"),
+    ("text-embedding-00", "google"),
+    ("gemini-embedding", "google"),
+    ("embedding-001", "google"),
+)
+
+
+def embedding_choice(name: str | None, local: Sequence[ModelChoice]) -> ModelChoice | None:
+    """A knowledge base's `embedding_model` as a choice; None means the server's default.
+
+    Accepts `provider/model`, an installed local model's id, or a well-known provider
+    model name (OpenAI's `text-embedding-ada-002`, Google's `text-embedding-004` …).
+    """
+    if name is None or not name.strip():
+        return None
+    name = name.strip()
+    provider, slash, model_id = name.partition("/")
+    if slash and provider in PROVIDERS and model_id:
+        return ModelChoice(provider, model_id, "embedding")
+    for choice in local:
+        if choice.task_type == "embedding" and choice.model_id == name:
+            return choice
+    for prefix, family in _EMBEDDING_FAMILIES:
+        if name.startswith(prefix):
+            return ModelChoice(family, name, "embedding")
+    raise Invalid(
+        f"unknown embedding model {name!r}; name it as provider/model",
+        {"field": "embedding_model", "providers": list(PROVIDERS)},
+    )
+
+
+async def check_embedding_model(
+    session: AsyncSession, actor: Principal, name: str | None, registry: "ModelRegistry"
+) -> None:
+    """Refuses, early and clearly, an embedding model this account cannot reach."""
+    choice = embedding_choice(name, registry.local_models())
+    if choice is None or choice.provider == "local" or registry.server_configured(choice.provider):
+        if choice is not None and choice.provider == "local" and choice not in registry.local_models():
+            raise Invalid(
+                f"the local embedding model {choice.model_id!r} is not installed",
+                {"field": "embedding_model"},
+            )
+        return
+    stored = await credentials_for(session, actor.account_id, choice.provider)
+    if stored.api_key or (choice.provider == "openai-compatible" and stored.base_url):
+        return
+    raise Invalid(
+        f"the embedding model {name!r} needs the {choice.provider!r} provider, which is not configured: "
+        f"set TERTULIA_{choice.provider.upper().replace('-', '_')}_API_KEY on the server, or store this "
+        "account's key for it (PUT /api/v1/providers/" + choice.provider + ")",
+        {"field": "embedding_model", "provider": choice.provider},
+    )
+
+
+async def embedder_for_base(
+    session: AsyncSession, registry: "ModelRegistry", base: KnowledgeBase
+) -> Embedder:
+    """The embedder a knowledge base indexes and is searched with."""
+    choice = embedding_choice(base.embedding_model, registry.local_models())
+    if choice is None:
+        return registry.embedder(None)
+    return registry.embedder(choice, await credentials_for(session, base.account_id, choice.provider))

@@ -8,7 +8,7 @@ from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.core.errors import Forbidden, NotFound
-from tertulia.store.tables import Account, Bot, KnowledgeBase, bot_knowledge_bases
+from tertulia.store.tables import Account, Bot, Document, Job, KnowledgeBase, bot_knowledge_bases
 
 Row = TypeVar("Row")
 
@@ -48,11 +48,13 @@ def owned(actor: Principal, model: type[Row]) -> Select[tuple[Row]]:
         return query
     if model is Bot:
         return query.where(Bot.id == actor.bot_id)
+    linked = select(bot_knowledge_bases.c.knowledge_base_id).where(
+        bot_knowledge_bases.c.bot_id == actor.bot_id
+    )
     if model is KnowledgeBase:
-        linked = select(bot_knowledge_bases.c.knowledge_base_id).where(
-            bot_knowledge_bases.c.bot_id == actor.bot_id
-        )
         return query.where(KnowledgeBase.id.in_(linked))
+    if model in (Document, Job):  # rows of a knowledge base: reachable through the bot's bases
+        return query.where(table.knowledge_base_id.in_(linked))
     if hasattr(model, "bot_id"):
         return query.where(table.bot_id == actor.bot_id)
     # A bot-bound key reaches only rows that belong to its bot; a table that cannot say

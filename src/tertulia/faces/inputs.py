@@ -36,3 +36,11 @@ async def refuse_nul_in_url(request: HTTPConnection) -> None:
     for name, value in [*request.query_params.multi_items(), *request.path_params.items()]:
         if NUL in name or NUL in str(value):
             raise Invalid(f"{name} contains a NUL character", {"field": name})
+
+
+def clean(value: Any, field: str) -> Any:
+    """`refuse_nul` outside a pydantic model: a NUL is an Invalid naming the field."""
+    try:
+        return refuse_nul(value, field)
+    except ValueError as error:
+        raise Invalid(str(error), {"field": field}) from None

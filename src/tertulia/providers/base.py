@@ -1,6 +1,6 @@
 """The protocols every model backend implements, and the values they exchange."""
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -81,8 +81,23 @@ class Embedder(Protocol):
         self, texts: Sequence[str], purpose: Literal["query", "passage"]
     ) -> list[list[float]]: ...
 
+    @property
+    def max_input_tokens(self) -> int:
+        """The longest text it embeds whole; chunks are cut to fit."""
+        ...
+
+    @property
+    def relevance_floor(self) -> float:
+        """The query–passage similarity below which a passage is taken as unrelated, as
+        measured for this model (0.0 where it is not known)."""
+        ...
+
     async def count_tokens(self, texts: Sequence[str]) -> int:
         """Tokens these texts cost to embed (the provider's tokenizer, or an estimate)."""
+        ...
+
+    def counter(self) -> Callable[[str], int]:
+        """A synchronous token counter for chunking in a worker thread (thread-safe)."""
         ...
 
 

@@ -160,6 +160,8 @@ class GeminiEmbedder(RemoteEmbedder):
     """Embeds through POST {base_url}/v1beta/models/{model}:batchEmbedContents, telling
     queries from passages by task type, and asking for `dimension` numbers when given."""
 
+    max_input_tokens = 2048
+
     def __init__(
         self,
         model_id: str,

@@ -9,7 +9,7 @@ the event loop never waits on it.
 import asyncio
 import importlib.util
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -17,6 +17,11 @@ from tertulia.core.errors import Unavailable
 
 MODEL_ID = "multilingual-e5-small"
 DIMENSION = 384
+MAX_TOKENS = 512
+# e5 similarities sit in a narrow band: questions against unrelated passages score about
+# 0.70–0.80, against the passage that answers them 0.85–0.94 (English, Spanish, Chinese;
+# measured on this model, see tests/core/knowledge and bench/retrieval.py).
+RELEVANCE_FLOOR = 0.82
 BATCH = 32
 
 
@@ -24,6 +29,7 @@ class LocalE5Embedder:
     def __init__(self, threads: int) -> None:
         self._threads = threads
         self._engine: Any = None
+        self._engine_lock = threading.Lock()  # the C engine is called from one thread at a time
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-e5")
 
     @property
@@ -33,6 +39,14 @@ class LocalE5Embedder:
     @property
     def dimension(self) -> int:
         return DIMENSION
+
+    @property
+    def max_input_tokens(self) -> int:
+        return MAX_TOKENS
+
+    @property
+    def relevance_floor(self) -> float:
+        return RELEVANCE_FLOOR
 
     def _load(self) -> Any:
         if self._engine is None:
@@ -49,11 +63,12 @@ class LocalE5Embedder:
         return await asyncio.get_running_loop().run_in_executor(self._worker, job, *args)
 
     def _embed(self, texts: Sequence[str], purpose: str) -> list[list[float]]:
-        engine = self._load()
-        encode = engine.query if purpose == "query" else engine.passage
         vectors: list[list[float]] = []
         for start in range(0, len(texts), BATCH):
-            vectors.extend(row.tolist() for row in encode(list(texts[start : start + BATCH])))
+            with self._engine_lock:
+                engine = self._load()
+                encode = engine.query if purpose == "query" else engine.passage
+                vectors.extend(row.tolist() for row in encode(list(texts[start : start + BATCH])))
         return vectors
 
     async def embed(self, texts: Sequence[str], purpose: Literal["query", "passage"]) -> list[list[float]]:
@@ -61,12 +76,15 @@ class LocalE5Embedder:
             return []
         return await self._run(self._embed, texts, purpose)
 
-    def _count(self, texts: Sequence[str]) -> int:
-        engine = self._load()
-        return sum(engine.token_count(text) for text in texts)
+    def _count_one(self, text: str) -> int:
+        with self._engine_lock:
+            return int(self._load().token_count(text))
 
     async def count_tokens(self, texts: Sequence[str]) -> int:
-        return await self._run(self._count, texts)
+        return await self._run(lambda: sum(self._count_one(text) for text in texts))
+
+    def counter(self) -> Callable[[str], int]:
+        return self._count_one
 
 
 _instance: LocalE5Embedder | None = None

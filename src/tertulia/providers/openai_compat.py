@@ -128,4 +128,46 @@ class OpenAICompatibleEmbedder(RemoteEmbedder):
         return vectors
 
 
-__all__ = ["OpenAICompatibleChat", "OpenAICompatibleEmbedder"]
+class OpenAICompatibleReranker:
+    """Re-scores passages through POST {base_url}/rerank, the request most rerank servers
+    share (llama.cpp's server, vLLM, Infinity, Jina and Cohere-style APIs): `{model, query,
+    documents}` in, `{results: [{index, relevance_score}]}` out."""
+
+    def __init__(
+        self,
+        model_id: str,
+        api_key: str | None,
+        base_url: str,
+        client: httpx.AsyncClient,
+        retry: RetryPolicy = RetryPolicy(),
+    ) -> None:
+        self._endpoint = RemoteEndpoint(PROVIDER, model_id, api_key, client, retry)
+        self._url = base_url.rstrip("/") + "/rerank"
+        self._headers = _headers(api_key, "application/json")
+
+    @property
+    def model_id(self) -> str:
+        return self._endpoint.model_id
+
+    async def rerank(self, query: str, passages: Sequence[str]) -> list[float]:
+        if not passages:
+            return []
+        body = {"model": self.model_id, "query": query, "documents": list(passages), "top_n": len(passages)}
+        reply = await self._endpoint.post_json(self._url, self._headers, body)
+        scores = [0.0] * len(passages)
+        try:
+            seen = set()
+            for item in reply["results"]:
+                index = int(item["index"])
+                if not 0 <= index < len(passages) or index in seen:
+                    raise ValueError(index)
+                seen.add(index)
+                scores[index] = float(item["relevance_score"])
+        except (TypeError, KeyError, ValueError):
+            raise self._endpoint.malformed("a body that is not a list of rerank results") from None
+        if len(seen) != len(passages):
+            raise self._endpoint.malformed(f"{len(seen)} scores for {len(passages)} passages")
+        return scores
+
+
+__all__ = ["OpenAICompatibleChat", "OpenAICompatibleEmbedder", "OpenAICompatibleReranker"]

@@ -14,12 +14,16 @@ from tertulia.core.catalog import ModelChoice
 from tertulia.core.errors import Unavailable
 from tertulia.providers import local_embed
 from tertulia.providers.anthropic import AnthropicChat
-from tertulia.providers.base import ChatModel, Credentials, Embedder
+from tertulia.providers.base import ChatModel, Credentials, Embedder, Reranker
 from tertulia.providers.google import GeminiChat, GeminiEmbedder
 from tertulia.providers.local_embed import local_embedder
 from tertulia.providers.local_llm import local_chat_model
 from tertulia.providers.local_models import LOCAL_MODELS, is_installed
-from tertulia.providers.openai_compat import OpenAICompatibleChat, OpenAICompatibleEmbedder
+from tertulia.providers.openai_compat import (
+    OpenAICompatibleChat,
+    OpenAICompatibleEmbedder,
+    OpenAICompatibleReranker,
+)
 from tertulia.providers.remote_http import remote_http_client
 from tertulia.settings import Settings
 
@@ -128,3 +132,13 @@ class ModelRegistry:
             )
         api_key, base_url = self._endpoint(choice, credentials or Credentials())
         return build(choice.model_id, api_key, base_url, self._http(), None)
+
+    def reranker(self, choice: ModelChoice, credentials: Credentials | None = None) -> Reranker:
+        """A rerank model; served over the rerank API that OpenAI-compatible servers share."""
+        if choice.provider not in ("openai", "openai-compatible"):
+            raise Unavailable(
+                f"the provider {choice.provider!r} has no rerank models; use an OpenAI-compatible server",
+                {"provider": choice.provider},
+            )
+        api_key, base_url = self._endpoint(choice, credentials or Credentials())
+        return OpenAICompatibleReranker(choice.model_id, api_key, base_url, self._http())

@@ -352,8 +352,14 @@ class RemoteEmbedder:
             )
         return self._dimension
 
+    max_input_tokens = 8191  # OpenAI's limit; other providers' are close to or above it
+    relevance_floor = 0.0  # not measured for remote models: the bot's min_k decides
+
     async def count_tokens(self, texts: Sequence[str]) -> int:
         return sum(estimate_tokens(text) for text in texts)
+
+    def counter(self) -> Callable[[str], int]:
+        return estimate_tokens
 
     def _checked(self, vectors: list[list[float]], inputs: int) -> list[list[float]]:
         endpoint = self._endpoint

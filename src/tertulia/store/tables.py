@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -57,6 +58,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+
+def managed_by_models(name: str | None, type_: str, _parent_names: Any = None) -> bool:
+    """For schema comparison: the full-text index (FTS5 tables, the GIN index) is the
+    migrations' own, engine-specific, and not described by these models."""
+    return not (name or "").startswith("chunks_fts")
 
 
 class Base(DeclarativeBase):
@@ -186,6 +193,10 @@ class KnowledgeBase(Timestamps, Base):
     chunk_overlap: Mapped[int] = mapped_column(Integer, default=200)
     vector_store_type: Mapped[str] = mapped_column(String(32), default="builtin")
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    # Bumped in the transaction that changes the base's chunks: caches key on it.
+    index_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Set for a bot's own documents (Bytchat's /train, CriaBot's documents): its implicit base.
+    owner_bot_id: Mapped[str | None] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"), index=True)
 
 
 class Conversation(Timestamps, Base):
@@ -256,3 +267,70 @@ class UsageRecord(Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Document(Timestamps, Base):
+    """A document in a knowledge base. Its chunks of the live `generation` are searchable;
+    a replacement's chunks are written under the next generation and take over in one commit."""
+
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("knowledge_base_id", "name", name="uq_documents_base_name"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("doc"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    knowledge_base_id: Mapped[str] = mapped_column(ForeignKey("knowledge_bases.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(512))
+    source_type: Mapped[str] = mapped_column(String(16))  # file, url, text, nodes, qa
+    media_type: Mapped[str | None] = mapped_column(String(128))
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued, processing, ready, failed
+    error: Mapped[str | None] = mapped_column(Text)
+    generation: Mapped[int] = mapped_column(Integer, default=0)  # 0: nothing searchable yet
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    job_id: Mapped[str | None] = mapped_column(String(40))  # the latest job; older ones step aside
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+
+
+class Chunk(Base):
+    """A piece of a document as the index sees it. The integer id is internal (FTS5's rowid);
+    outside the store a chunk is named by its document and position."""
+
+    __tablename__ = "chunks"
+    __table_args__ = (Index("ix_chunks_document_generation", "document_id", "generation"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    knowledge_base_id: Mapped[str] = mapped_column(String(40), index=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    generation: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    search_text: Mapped[str] = mapped_column(Text)
+    tokens: Mapped[int] = mapped_column(Integer, default=0)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class Job(Base):
+    """Background work (ingesting a document) and how far it got; the source of truth for
+    its status whichever runner executes it."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_created", "status", "created_at"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("job"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    knowledge_base_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    document_id: Mapped[str | None] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued, running, done, failed
+    stage: Mapped[str | None] = mapped_column(String(32))
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    stages: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # stage → seconds
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary)  # the upload, dropped when done
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]

@@ -8,6 +8,7 @@ import pytest
 
 from tests.faces.chatagent.conftest import User
 from tests.faces.chatagent.test_errors import assert_error, is_utc_timestamp
+from tests.providers.standins import API_KEY, StandIn
 
 # The document's knowledge base example.
 DOCUMENT_KNOWLEDGE_BASE = {
@@ -32,6 +33,13 @@ SUMMARY_FIELDS = {
     "updated_at",
 }
 DETAIL_FIELDS = SUMMARY_FIELDS | {"user_id", "knowledge_base_ids", "plugins"}
+
+
+@pytest.fixture
+async def client(make_client, standin: StandIn) -> httpx.AsyncClient:
+    """The document's knowledge base embeds with OpenAI's text-embedding-ada-002, so this
+    server has an OpenAI key: the local stand-in that speaks OpenAI's protocol."""
+    return await make_client(openai_api_key=API_KEY, openai_base_url=standin.url + "/v1")
 
 
 def document_bot(knowledge_base_ids: list[str]) -> dict[str, Any]:

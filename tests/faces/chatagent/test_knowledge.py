@@ -7,6 +7,7 @@ import pytest
 
 from tests.faces.chatagent.conftest import User
 from tests.faces.chatagent.test_errors import assert_error, is_utc_timestamp
+from tests.providers.standins import API_KEY, StandIn
 
 # The document's example, field for field.
 DOCUMENT_KNOWLEDGE_BASE = {
@@ -18,6 +19,13 @@ DOCUMENT_KNOWLEDGE_BASE = {
     "chunk_overlap": 200,
     "metadata": {"category": "product", "language": "zh"},
 }
+
+
+@pytest.fixture
+async def client(make_client, standin: StandIn) -> httpx.AsyncClient:
+    """The document's knowledge base embeds with OpenAI's text-embedding-ada-002, so this
+    server has an OpenAI key: the local stand-in that speaks OpenAI's protocol."""
+    return await make_client(openai_api_key=API_KEY, openai_base_url=standin.url + "/v1")
 
 
 async def create_base(client: httpx.AsyncClient, user: User, **body: Any) -> dict[str, Any]:
@@ -142,3 +150,33 @@ async def test_an_overlap_just_below_the_size_is_accepted(client: httpx.AsyncCli
     )
 
     assert (base["chunk_size"], base["chunk_overlap"]) == (500, 499)
+
+
+async def test_an_embedding_model_whose_provider_is_not_configured_is_refused_early(make_client) -> None:
+    from tests.faces.chatagent.conftest import sign_up
+
+    client = await make_client()  # no OpenAI key on this server
+    alice = await sign_up(client, "alice")
+    response = await client.post(
+        "/api/v1/knowledge/bases", json=DOCUMENT_KNOWLEDGE_BASE, headers=alice.headers
+    )
+    error = assert_error(response, 400, "VALIDATION_ERROR")
+    assert error["field"] == "embedding_model"
+    message = response.json()["error"]["message"]
+    assert "TERTULIA_OPENAI_API_KEY" in message and "/api/v1/providers/openai" in message
+    unknown = await client.post(
+        "/api/v1/knowledge/bases",
+        json={"name": "x", "embedding_model": "word2vec-9000"},
+        headers=alice.headers,
+    )
+    assert assert_error(unknown, 400, "VALIDATION_ERROR")["field"] == "embedding_model"
+    # Stored as the account's own key, the same model is accepted.
+    await client.put(
+        "/api/v1/providers/openai",
+        json={"api_key": "sk-alice", "base_url": "http://127.0.0.1:9/v1"},
+        headers=alice.headers,
+    )
+    accepted = await client.post(
+        "/api/v1/knowledge/bases", json=DOCUMENT_KNOWLEDGE_BASE, headers=alice.headers
+    )
+    assert accepted.status_code == 201, accepted.text

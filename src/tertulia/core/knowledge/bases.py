@@ -1,14 +1,18 @@
 """Knowledge bases: named collections of documents with their indexing settings."""
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.core.errors import Invalid, NotFound
+from tertulia.core.models import check_embedding_model
 from tertulia.core.paging import Page, count_rows
 from tertulia.core.principal import Principal, find_owned, owned
 from tertulia.store.tables import KnowledgeBase
+
+if TYPE_CHECKING:
+    from tertulia.providers.registry import ModelRegistry
 
 VECTOR_STORES = ("builtin", "chroma", "pgvector", "sqlite")
 
@@ -39,11 +43,12 @@ def _check(draft: KnowledgeBaseDraft) -> None:
 
 
 async def create_knowledge_base(
-    session: AsyncSession, actor: Principal, draft: KnowledgeBaseDraft
+    session: AsyncSession, actor: Principal, draft: KnowledgeBaseDraft, models: "ModelRegistry"
 ) -> KnowledgeBase:
     actor.require("knowledge:write")
     actor.require_any_bot()
     _check(draft)
+    await check_embedding_model(session, actor, draft.embedding_model, models)
     base = KnowledgeBase(
         account_id=actor.account_id,
         name=draft.name,

@@ -8,5 +8,6 @@ from tertulia.faces.chatagent.errors import dialect
 router = APIRouter(prefix="/api/v1")
 for module in (auth, bots, conversations, knowledge, models, websocket):
     router.include_router(module.router)
+router.include_router(knowledge.jobs_router)
 
 __all__ = ["dialect", "router"]

@@ -312,6 +312,100 @@ class KnowledgeBasesPublic(BaseModel):
     offset: int
 
 
+class JobPublic(BaseModel):
+    id: str
+    kind: str
+    status: str
+    stage: str | None
+    progress: float
+    stages: dict[str, float] = Field(description="Seconds spent in each finished stage")
+    error: str | None
+    knowledge_base_id: str | None
+    document_id: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class DocumentPublic(BaseModel):
+    id: str
+    knowledge_base_id: str
+    name: str
+    source_type: str
+    media_type: str | None
+    size_bytes: int
+    status: str
+    error: str | None
+    chunk_count: int
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class DocumentAccepted(DocumentPublic):
+    job: JobPublic
+
+
+class DocumentsPublic(BaseModel):
+    documents: list[DocumentPublic]
+    total: int
+    limit: int
+    offset: int
+
+
+class TextDocumentCreate(RequestModel):
+    name: Annotated[str, Field(min_length=1, max_length=512)]
+    content: Annotated[str, Field(min_length=1, max_length=5_000_000)]
+    metadata: SmallDict = {}
+
+
+class UrlDocumentCreate(RequestModel):
+    url: Annotated[str, Field(min_length=8, max_length=2048)]
+    name: Annotated[str, Field(min_length=1, max_length=512)] | None = None
+    metadata: SmallDict = {}
+
+
+class QuestionAnswer(RequestModel):
+    question: Annotated[str, Field(min_length=1, max_length=4000)]
+    answer: Annotated[str, Field(min_length=1, max_length=32000)]
+
+
+class QaDocumentCreate(RequestModel):
+    name: Annotated[str, Field(min_length=1, max_length=512)]
+    pairs: Annotated[list[QuestionAnswer], Field(min_length=1, max_length=10_000)]
+    metadata: SmallDict = {}
+
+
+class SearchRequest(RequestModel):
+    query: Annotated[str, Field(min_length=1, max_length=4000)]
+    top_k: Annotated[int, Field(ge=1, le=100)] = 5
+    score_threshold: Annotated[float, Field(ge=-1, le=1)] | None = None
+    filters: SmallDict = {}
+    # Tertulia's extensions: which legs, and how they are fused.
+    mode: Literal["hybrid", "vector", "text"] = "hybrid"
+    fusion: Literal["rrf", "convex"] = "rrf"
+    rerank: "RerankModel | None" = None
+
+
+class RerankModel(RequestModel):
+    provider: Identifier
+    model: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class SearchResult(BaseModel):
+    content: str
+    metadata: dict[str, Any]
+    score: float
+    document_id: str
+    chunk_id: str
+
+
+class SearchResults(BaseModel):
+    results: list[SearchResult]
+    total: int
+    query_time: float
+
+
 # --- health ----------------------------------------------------------------------------
 
 

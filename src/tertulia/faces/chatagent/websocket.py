@@ -91,6 +91,7 @@ async def _answer(
                                 "completion_tokens": event.usage.completion_tokens,
                             },
                             "related_prompts": event.related_prompts,
+                            "sources": event.reply.meta.get("sources", []),
                         }
                     )
                 else:

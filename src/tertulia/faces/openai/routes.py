@@ -18,9 +18,10 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from tertulia.core.accounts import Principal
-from tertulia.core.chat import ChatEvent, Completion, Done, Failed, Token, collect_reply
+from tertulia.core.chat import ChatEvent, Completion, Done, Failed, Sources, Token, collect_reply
 from tertulia.core.embeddings import embed_texts
 from tertulia.core.errors import Invalid, NotFound
+from tertulia.core.knowledge.retrieval import Source
 from tertulia.core.models import NamedModel, lookup_model, model_catalog
 from tertulia.faces.deps import BearerPrincipal, RuntimeDep, SessionDep
 from tertulia.faces.openai.errors import error_body
@@ -114,8 +115,22 @@ class _Reply:
                 }
             ],
             "usage": _usage(done),
-            "tertulia": self.extension,
+            "tertulia": {**self.extension, "sources": _sources(done.sources)},
         }
+
+
+def _sources(sources: list[Source]) -> list[dict[str, Any]]:
+    return [
+        {
+            "document_id": source.document_id,
+            "document_name": source.document_name,
+            "chunk_id": source.chunk_ref,
+            "content": source.content,
+            "score": source.score,
+            "metadata": source.metadata,
+        }
+        for source in sources
+    ]
 
 
 def _usage(done: Done) -> dict[str, int]:
@@ -185,7 +200,11 @@ async def chat_completions(
     if not body.stream:
         return JSONResponse(reply.whole(await collect_reply(events)))
     # The first event decides the status: a failure before any token is a real HTTP error.
+    # Sources come before any token, and go out in the first chunk.
     first = await anext(events, None)
+    if isinstance(first, Sources):
+        reply.extension["sources"] = _sources(first.sources)
+        first = await anext(events, None)
     if first is None or isinstance(first, Failed):
         await events.aclose()
         raise first.error if first is not None else Invalid("the model gave no reply")

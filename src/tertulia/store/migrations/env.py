@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from tertulia.store.tables import Base
+from tertulia.store.tables import Base, managed_by_models
 
 config = context.config
 
@@ -13,6 +13,7 @@ def run_migrations(connection) -> None:  # type: ignore[no-untyped-def]
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=managed_by_models,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -1,0 +1,147 @@
+"""Documents in a knowledge base: accepted on the request path, ingested by a job.
+
+Adding a document only checks what can be checked at once (the base is the caller's, the
+input is not empty or too large, the embedding model can be reached), stores the upload
+with a queued job and returns both; parsing, chunking and embedding happen in the
+background (core.knowledge.ingest). A document with the same name as an existing one
+replaces it when its job finishes: until then searches see the old version.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tertulia.core.errors import Invalid, NotFound, PayloadTooLarge
+from tertulia.core.knowledge.bases import get_knowledge_base
+from tertulia.core.paging import Page, count_rows
+from tertulia.core.principal import Principal, find_owned
+from tertulia.jobs import JobRunner
+from tertulia.store.tables import Document, Job, KnowledgeBase, utcnow
+
+SOURCE_TYPES = ("file", "url", "text", "nodes", "qa")
+MAX_NAME = 512
+MAX_METADATA_BYTES = 16_384
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What a client sent: `data` holds the file, the text or the JSON of nodes / Q&A pairs."""
+
+    source_type: str
+    name: str
+    data: bytes = b""
+    media_type: str | None = None
+    url: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    document: Document
+    job: Job
+
+
+def _check(upload: Upload, max_bytes: int) -> None:
+    if upload.source_type not in SOURCE_TYPES:
+        raise Invalid(f"unknown source type {upload.source_type!r}", {"allowed": list(SOURCE_TYPES)})
+    name = upload.name.strip()
+    if not name or len(name) > MAX_NAME:
+        raise Invalid(f"a document name has 1 to {MAX_NAME} characters", {"field": "name"})
+    if upload.source_type == "url":
+        if not upload.url or not upload.url.lower().startswith(("http://", "https://")):
+            raise Invalid("a URL must start with http:// or https://", {"field": "url"})
+    elif not upload.data.strip():
+        raise Invalid(f"{name!r} is empty", {"field": "file" if upload.source_type == "file" else "content"})
+    if len(upload.data) > max_bytes:
+        raise PayloadTooLarge(f"{name!r} is larger than {max_bytes} bytes", {"max_bytes": max_bytes})
+    if len(json.dumps(upload.metadata, default=str)) > MAX_METADATA_BYTES:
+        raise Invalid("metadata is too large", {"field": "metadata", "max_bytes": MAX_METADATA_BYTES})
+
+
+async def add_document(
+    session: AsyncSession,
+    actor: Principal,
+    base_id: str,
+    upload: Upload,
+    jobs: JobRunner,
+    *,
+    max_bytes: int,
+) -> Accepted:
+    """Queues `upload` for ingestion into the base; replaces a document of the same name."""
+    actor.require("knowledge:write")
+    base = await get_knowledge_base(session, actor, base_id)
+    _check(upload, max_bytes)
+    name = upload.name.strip()
+    document = await session.scalar(
+        select(Document).where(Document.knowledge_base_id == base.id, Document.name == name)
+    )
+    if document is None:
+        document = Document(account_id=actor.account_id, knowledge_base_id=base.id, name=name)
+        session.add(document)
+    document.source_type = upload.source_type
+    document.media_type = upload.media_type
+    document.size_bytes = len(upload.data)
+    document.content_hash = hashlib.sha256(upload.data or (upload.url or "").encode()).hexdigest()
+    document.meta = upload.metadata
+    document.status, document.error = "queued", None
+    document.updated_at = utcnow()
+    await session.flush()
+    job = Job(
+        account_id=actor.account_id,
+        kind="ingest",
+        knowledge_base_id=base.id,
+        document_id=document.id,
+        params={
+            "source_type": upload.source_type,
+            "name": name,
+            "media_type": upload.media_type,
+            "url": upload.url,
+        },
+        payload=upload.data,
+    )
+    session.add(job)
+    await session.flush()
+    document.job_id = job.id  # an older job still queued for this document will step aside
+    await session.commit()
+    await jobs.submit(job.id)
+    return Accepted(document, job)
+
+
+async def get_document(session: AsyncSession, actor: Principal, base_id: str, document_id: str) -> Document:
+    base = await get_knowledge_base(session, actor, base_id)
+    document = await session.scalar(
+        select(Document).where(Document.id == document_id, Document.knowledge_base_id == base.id)
+    )
+    if document is None:
+        raise NotFound("document not found")
+    return document
+
+
+async def list_documents(
+    session: AsyncSession, actor: Principal, base_id: str, limit: int, offset: int
+) -> Page[Document]:
+    base = await get_knowledge_base(session, actor, base_id)
+    query = select(Document).where(Document.knowledge_base_id == base.id)
+    total = await count_rows(session, query)
+    rows = await session.scalars(query.order_by(Document.created_at, Document.id).limit(limit).offset(offset))
+    return Page(list(rows), total, limit, offset)
+
+
+async def delete_document(session: AsyncSession, actor: Principal, base_id: str, document_id: str) -> None:
+    """Removes the document with its chunks, vectors and jobs, in one transaction."""
+    actor.require("knowledge:write")
+    document = await get_document(session, actor, base_id, document_id)
+    base = await session.get(KnowledgeBase, document.knowledge_base_id)
+    await session.delete(document)
+    if base is not None:
+        base.index_version += 1
+    await session.commit()
+
+
+async def get_job(session: AsyncSession, actor: Principal, job_id: str) -> Job:
+    actor.require("knowledge:read")
+    return await find_owned(session, actor, Job, Job.id == job_id, missing="job not found")
