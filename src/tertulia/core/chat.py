@@ -50,9 +50,11 @@ MAX_QUESTION_CHARS = 32_000
 REPLY_ROOM = 64  # tokens the prompt always leaves for the reply
 TURN_OVERHEAD = 5  # a turn's chat-template markers, roughly
 CONTEXT_SHARE = 0.6  # of the input budget, at most, for retrieved context
+# Worded for small models: "cite what you use as [1], [2]" made Qwen 0.5B answer with
+# numbers out of the instruction ("2", "18") instead of the facts in the context.
 GROUNDING_RULE = (
-    "Answer using only the numbered context below, and cite what you use as [1], [2]. "
-    "If the context does not contain the answer, say that you do not know."
+    "Answer the question using only the context below. If the context does not contain the "
+    "answer, say that you do not know. You may cite the context by its number, like [1]."
 )
 NO_CONTEXT_RULE = (
     "No document matched this question. Say that you could not find it in your documents; do not guess."

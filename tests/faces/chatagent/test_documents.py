@@ -46,11 +46,15 @@ async def upload(
 
 
 async def finished(client: httpx.AsyncClient, user: User, job_id: str) -> dict[str, Any]:
-    for _ in range(600):
-        job = (await client.get(f"/api/v1/jobs/{job_id}", headers=user.headers)).json()
+    pause = 0.02
+    for _ in range(200):  # backing off, so that polling stays within the plan's rate limit
+        response = await client.get(f"/api/v1/jobs/{job_id}", headers=user.headers)
+        assert response.status_code == 200, response.text
+        job = response.json()
         if job["status"] in ("done", "failed"):
             return dict(job)
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(pause)
+        pause = min(pause * 1.5, 0.5)
     raise AssertionError(f"job {job_id} did not finish")
 
 
