@@ -164,34 +164,58 @@ async def test_deleting_a_knowledge_base_removes_its_documents_and_chunks(
         assert await session.scalar(select(func.count(Chunk.id))) == 0
 
 
+def zip_bomb() -> bytes:
+    """A Word file with one part that expands a thousandfold."""
+    from tests.core.knowledge.samples import make_docx, with_extra_entry
+
+    return with_extra_entry(make_docx(), "word/media/padding.xml", b"0" * 40_000_000)
+
+
 @pytest.mark.parametrize(
     ("name", "content", "status", "words"),
     [
         ("empty.txt", b"   \n ", 400, "empty"),
-        ("program.exe", b"MZ\x90\x00\x03\x00\x00\x00\x04\x00", None, "supported"),
-        ("broken.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog", None, "PDF"),
+        ("program.exe", b"MZ\x90\x00\x03\x00\x00\x00\x04\x00", 400, "supported types"),
+        ("report.pdf", b"this is not a PDF at all", 400, "not a PDF"),
+        ("broken.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog", 400, "could not read the PDF"),
+        ("bomb.docx", None, 400, "zip bomb"),
     ],
 )
-async def test_bad_files_are_refused_clearly_and_store_nothing(
-    client, alice, database: Database, name: str, content: bytes, status: int | None, words: str
+async def test_bad_files_are_refused_at_once_and_store_nothing(
+    client, alice, database: Database, name: str, content: bytes | None, status: int, words: str
 ) -> None:
     base_id = await new_base(client, alice)
     response = await client.post(
         f"/api/v1/knowledge/bases/{base_id}/documents",
         headers=alice.headers,
-        files={"file": (name, io.BytesIO(content), "application/octet-stream")},
+        files={
+            "file": (
+                name,
+                io.BytesIO(content if content is not None else zip_bomb()),
+                "application/octet-stream",
+            )
+        },
     )
-    if status is not None:  # refused on the spot
-        assert response.status_code == status, response.text
-        assert words in response.json()["error"]["message"]
-        return
-    assert response.status_code == 202
-    job = await finished(client, alice, response.json()["job"]["id"])
-    assert job["status"] == "failed" and words in job["error"], job
-    document = (
-        await client.get(f"/api/v1/knowledge/bases/{base_id}/documents", headers=alice.headers)
-    ).json()["documents"][0]
-    assert document["status"] == "failed" and words in document["error"]
+    assert response.status_code == status, response.text
+    assert words in response.json()["error"]["message"]
+    async with database.session() as session:
+        assert await session.scalar(select(func.count(Document.id))) == 0
+        assert await session.scalar(select(func.count(Chunk.id))) == 0
+
+
+async def test_a_file_that_fails_while_parsing_fails_its_job_clearly(
+    client, alice, database: Database
+) -> None:
+    """A scanned PDF opens fine but holds no text: known only once read, in the background."""
+    from tests.core.knowledge.samples import make_pdf
+
+    base_id = await new_base(client, alice)
+    accepted = await upload(client, alice, base_id, "scan.pdf", make_pdf([""]))
+    job = await finished(client, alice, accepted["job"]["id"])
+    assert job["status"] == "failed" and "contains no text" in job["error"], job
+    listed = await client.get(f"/api/v1/knowledge/bases/{base_id}/documents", headers=alice.headers)
+    document = listed.json()["documents"][0]
+    assert document["status"] == "failed" and "contains no text" in document["error"]
     async with database.session() as session:
         assert await session.scalar(select(func.count(Chunk.id))) == 0
 

@@ -12,11 +12,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.core.errors import Invalid, NotFound, PayloadTooLarge
 from tertulia.core.knowledge.bases import get_knowledge_base
+from tertulia.core.knowledge.parsing import precheck
 from tertulia.core.paging import Page, count_rows
 from tertulia.core.principal import Principal, find_owned
 from tertulia.jobs import JobRunner
@@ -70,11 +72,26 @@ async def add_document(
     jobs: JobRunner,
     *,
     max_bytes: int,
+    max_unpacked_bytes: int,
 ) -> Accepted:
-    """Queues `upload` for ingestion into the base; replaces a document of the same name."""
+    """Queues `upload` for ingestion into the base; replaces a document of the same name.
+
+    A file is pre-checked first (type, zip bomb, a PDF that cannot be opened), in a worker
+    thread: what can be refused at once is a 4xx, not a failed job later.
+    """
     actor.require("knowledge:write")
     base = await get_knowledge_base(session, actor, base_id)
     _check(upload, max_bytes)
+    if upload.source_type == "file":
+        await anyio.to_thread.run_sync(
+            lambda: precheck(
+                upload.data,
+                upload.name,
+                upload.media_type,
+                max_bytes=max_bytes,
+                max_unpacked_bytes=max_unpacked_bytes,
+            )
+        )
     name = upload.name.strip()
     document = await session.scalar(
         select(Document).where(Document.knowledge_base_id == base.id, Document.name == name)

@@ -184,6 +184,39 @@ def parse_file(
     return parsed
 
 
+def precheck(
+    data: bytes, filename: str, declared_type: str | None = None, *, max_bytes: int, max_unpacked_bytes: int
+) -> str:
+    """What can be refused at upload time, cheaply (no parsing): size, emptiness, an
+    unsupported or mislabelled type, a zip bomb, a PDF whose structure cannot be opened.
+    Returns the media type the file will be read as."""
+    name = PurePath(filename).name or "the file"
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(
+            f"{name!r} is {_size(len(data))}, more than the limit of {_size(max_bytes)}", {"limit": max_bytes}
+        )
+    if not data.strip():
+        raise Invalid(f"{name!r} is empty: it contains no text to index")
+    media_type = _detect(data, name, declared_type)
+    if media_type in _ZIP_FORMATS:
+        _check_zip(data, name, media_type, max_unpacked_bytes)
+    elif media_type == PDF:
+        import pypdf
+
+        try:
+            reader = pypdf.PdfReader(io.BytesIO(data))
+            if reader.is_encrypted and not reader.decrypt(""):
+                raise Invalid(f"could not read the PDF {name!r}: it is protected by a password")
+            len(reader.pages)  # the page tree, not the pages' content
+        except TertuliaError:
+            raise
+        except Exception as error:
+            raise Invalid(
+                f"could not read the PDF {name!r}: {_reason(error)} (the file may be damaged or incomplete)"
+            ) from error
+    return media_type
+
+
 # --- telling the type --------------------------------------------------------------------
 
 

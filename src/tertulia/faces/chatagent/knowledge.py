@@ -147,7 +147,13 @@ async def upload_document(
         metadata=_form_metadata(metadata),
     )
     accepted = await documents.add_document(
-        session, principal, base_id, upload, runtime.jobs, max_bytes=runtime.settings.max_upload_bytes
+        session,
+        principal,
+        base_id,
+        upload,
+        runtime.jobs,
+        max_bytes=runtime.settings.max_upload_bytes,
+        max_unpacked_bytes=runtime.settings.max_unpacked_bytes,
     )
     return _accepted(accepted)
 
@@ -163,7 +169,13 @@ async def add_text(
     upload = documents.Upload("text", body.name, body.content.encode(), "text/plain", metadata=body.metadata)
     return _accepted(
         await documents.add_document(
-            session, principal, base_id, upload, runtime.jobs, max_bytes=runtime.settings.max_upload_bytes
+            session,
+            principal,
+            base_id,
+            upload,
+            runtime.jobs,
+            max_bytes=runtime.settings.max_upload_bytes,
+            max_unpacked_bytes=runtime.settings.max_unpacked_bytes,
         )
     )
 
@@ -179,7 +191,13 @@ async def add_url(
     upload = documents.Upload("url", body.name or body.url, url=body.url, metadata=body.metadata)
     return _accepted(
         await documents.add_document(
-            session, principal, base_id, upload, runtime.jobs, max_bytes=runtime.settings.max_upload_bytes
+            session,
+            principal,
+            base_id,
+            upload,
+            runtime.jobs,
+            max_bytes=runtime.settings.max_upload_bytes,
+            max_unpacked_bytes=runtime.settings.max_unpacked_bytes,
         )
     )
 
@@ -196,7 +214,13 @@ async def add_questions(
     upload = documents.Upload("qa", body.name, pairs, "application/json", metadata=body.metadata)
     return _accepted(
         await documents.add_document(
-            session, principal, base_id, upload, runtime.jobs, max_bytes=runtime.settings.max_upload_bytes
+            session,
+            principal,
+            base_id,
+            upload,
+            runtime.jobs,
+            max_bytes=runtime.settings.max_upload_bytes,
+            max_unpacked_bytes=runtime.settings.max_unpacked_bytes,
         )
     )
 
