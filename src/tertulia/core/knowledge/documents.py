@@ -16,6 +16,7 @@ import anyio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tertulia.core.bots import get_bot
 from tertulia.core.errors import Invalid, NotFound, PayloadTooLarge
 from tertulia.core.knowledge.bases import get_knowledge_base
 from tertulia.core.knowledge.parsing import precheck
@@ -162,3 +163,19 @@ async def delete_document(session: AsyncSession, actor: Principal, base_id: str,
 async def get_job(session: AsyncSession, actor: Principal, job_id: str) -> Job:
     actor.require("knowledge:read")
     return await find_owned(session, actor, Job, Job.id == job_id, missing="job not found")
+
+
+async def bot_knowledge_base(session: AsyncSession, actor: Principal, bot_id: str) -> KnowledgeBase:
+    """The bot's own knowledge base, where documents given to the bot itself live (Bytchat's
+    /train, CriaBot's documents and questions): made on first use and linked to the bot, so
+    the one retrieval path serves it like any other base."""
+    bot = await get_bot(session, actor, bot_id)
+    base = await session.scalar(select(KnowledgeBase).where(KnowledgeBase.owner_bot_id == bot.id))
+    if base is None:
+        base = KnowledgeBase(
+            account_id=bot.account_id, name=f"{bot.name} — own documents"[:128], owner_bot_id=bot.id
+        )
+        session.add(base)
+        bot.knowledge_bases.append(base)
+        await session.commit()
+    return base
