@@ -5,7 +5,9 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from tertulia.core.accounts import Principal
 from tertulia.core.catalog import ModelChoice
 from tertulia.core.errors import Invalid
 from tertulia.core.knowledge import bases, documents
@@ -30,6 +32,7 @@ from tertulia.faces.chatagent.schemas import (
 )
 from tertulia.faces.deps import RuntimeDep, SessionDep
 from tertulia.faces.inputs import clean
+from tertulia.runtime import Runtime
 from tertulia.store.tables import Document, Job, KnowledgeBase
 
 router = APIRouter(prefix="/knowledge/bases", tags=["knowledge"])
@@ -115,6 +118,22 @@ def _accepted(accepted: documents.Accepted) -> DocumentAccepted:
     return DocumentAccepted(**document_public(accepted.document).model_dump(), job=job_public(accepted.job))
 
 
+async def _queue(
+    session: AsyncSession, principal: Principal, base_id: str, upload: documents.Upload, runtime: Runtime
+) -> DocumentAccepted:
+    settings = runtime.settings
+    accepted = await documents.add_document(
+        session,
+        principal,
+        base_id,
+        upload,
+        runtime.jobs,
+        max_bytes=settings.max_upload_bytes,
+        max_unpacked_bytes=settings.max_unpacked_bytes,
+    )
+    return _accepted(accepted)
+
+
 def _form_metadata(raw: str | None) -> dict[str, Any]:
     if raw is None or not raw.strip():
         return {}
@@ -146,16 +165,7 @@ async def upload_document(
         file.content_type,
         metadata=_form_metadata(metadata),
     )
-    accepted = await documents.add_document(
-        session,
-        principal,
-        base_id,
-        upload,
-        runtime.jobs,
-        max_bytes=runtime.settings.max_upload_bytes,
-        max_unpacked_bytes=runtime.settings.max_unpacked_bytes,
-    )
-    return _accepted(accepted)
+    return await _queue(session, principal, base_id, upload, runtime)
 
 
 @router.post("/{base_id}/documents/text", status_code=status.HTTP_202_ACCEPTED)
@@ -167,17 +177,7 @@ async def add_text(
     runtime: RuntimeDep,
 ) -> DocumentAccepted:
     upload = documents.Upload("text", body.name, body.content.encode(), "text/plain", metadata=body.metadata)
-    return _accepted(
-        await documents.add_document(
-            session,
-            principal,
-            base_id,
-            upload,
-            runtime.jobs,
-            max_bytes=runtime.settings.max_upload_bytes,
-            max_unpacked_bytes=runtime.settings.max_unpacked_bytes,
-        )
-    )
+    return await _queue(session, principal, base_id, upload, runtime)
 
 
 @router.post("/{base_id}/documents/url", status_code=status.HTTP_202_ACCEPTED)
@@ -189,17 +189,7 @@ async def add_url(
     runtime: RuntimeDep,
 ) -> DocumentAccepted:
     upload = documents.Upload("url", body.name or body.url, url=body.url, metadata=body.metadata)
-    return _accepted(
-        await documents.add_document(
-            session,
-            principal,
-            base_id,
-            upload,
-            runtime.jobs,
-            max_bytes=runtime.settings.max_upload_bytes,
-            max_unpacked_bytes=runtime.settings.max_unpacked_bytes,
-        )
-    )
+    return await _queue(session, principal, base_id, upload, runtime)
 
 
 @router.post("/{base_id}/documents/qa", status_code=status.HTTP_202_ACCEPTED)
@@ -212,17 +202,7 @@ async def add_questions(
 ) -> DocumentAccepted:
     pairs = json.dumps([[pair.question, pair.answer] for pair in body.pairs]).encode()
     upload = documents.Upload("qa", body.name, pairs, "application/json", metadata=body.metadata)
-    return _accepted(
-        await documents.add_document(
-            session,
-            principal,
-            base_id,
-            upload,
-            runtime.jobs,
-            max_bytes=runtime.settings.max_upload_bytes,
-            max_unpacked_bytes=runtime.settings.max_unpacked_bytes,
-        )
-    )
+    return await _queue(session, principal, base_id, upload, runtime)
 
 
 @router.get("/{base_id}/documents")
