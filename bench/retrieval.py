@@ -9,8 +9,8 @@ asked through POST /api/v1/knowledge/bases/{id}/search in each mode:
 
   vector        the vector leg alone
   text          the full-text leg alone
-  hybrid        both, fused by reciprocal rank (the default)
-  hybrid-convex both, fused by a convex combination of normalised scores
+  hybrid-rrf    both, fused by reciprocal rank
+  hybrid        both, fused by a convex combination of normalised scores (the default)
   hybrid+rerank the default plus the rerank step, when a rerank server is given
                 (--rerank-url, an OpenAI-compatible /rerank endpoint); otherwise n/a
 
@@ -36,8 +36,8 @@ from tertulia_server import Server
 MODES = {
     "vector": {"mode": "vector"},
     "text": {"mode": "text"},
-    "hybrid": {"mode": "hybrid", "fusion": "rrf"},
-    "hybrid-convex": {"mode": "hybrid", "fusion": "convex"},
+    "hybrid-rrf": {"mode": "hybrid", "fusion": "rrf"},
+    "hybrid": {"mode": "hybrid", "fusion": "convex"},
 }
 
 

@@ -2,8 +2,9 @@
 
 - Each leg ranks a knowledge base's live chunks on its own (store.index); when one leg finds
   nothing, the other still answers.
-- Fusion: reciprocal rank fusion (RRF, k = 60) by default, or a convex combination of the
-  legs' min-max normalised scores (`fusion="convex"`); bench/retrieval.py measures both.
+- Fusion: a convex combination of the legs' min-max normalised scores (the default), or
+  reciprocal rank fusion (RRF, k = 60). Measured by bench/retrieval.py on XQuAD (400
+  queries): nDCG@10 es 0.983 convex vs 0.976 RRF, zh 0.978 vs 0.972; both beat either leg.
 - Rerank: when the bot's toolbox routes `rerank` to a model, the fused candidates are
   re-scored by it; without one this step is off (no packaged cross-encoder exists).
 - Every source's `score` is the cosine similarity between the question and the chunk
@@ -60,7 +61,7 @@ class Query:
     min_score: float | None = None
     filters: dict[str, Any] = field(default_factory=dict)
     mode: Mode = "hybrid"
-    fusion: Fusion = "rrf"
+    fusion: Fusion = "convex"
     candidates: int = 0  # per leg; 0: max(4 × top_k, 20)
 
 
