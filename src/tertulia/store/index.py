@@ -16,11 +16,13 @@ Only chunks of a document's live generation are ever returned: a document being 
 shows its old chunks until the new ones take over, in one commit.
 """
 
+import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import numpy as np
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -64,6 +66,19 @@ def _live_chunks(base_id: str):  # type: ignore[no-untyped-def]
     )
 
 
+def _normalised(blobs: list[bytes]) -> np.ndarray:
+    if not blobs:
+        return np.zeros((0, 0), dtype="<f4")
+    vectors = np.vstack([unpack(blob) for blob in blobs])
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms == 0, 1, norms)
+
+
+def _ranked(vectors: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scores = vectors @ query
+    return scores, np.argsort(-scores)
+
+
 def matches(metadata: dict[str, Any], filters: dict[str, Any]) -> bool:
     """Metadata filters: every key must equal (or, for a list, be one of) the given value."""
     for key, wanted in filters.items():
@@ -89,12 +104,7 @@ class VectorCache:
         if cached is not None and cached.version == version:
             return cached
         rows = (await session.execute(_live_chunks(base_id))).all()
-        if rows:
-            vectors = np.vstack([unpack(row.embedding) for row in rows])
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            vectors = vectors / np.where(norms == 0, 1, norms)
-        else:
-            vectors = np.zeros((0, 0), dtype="<f4")
+        vectors = await anyio.to_thread.run_sync(_normalised, [row.embedding for row in rows])
         matrix = _Matrix(version or 0, [row.id for row in rows], [row.meta for row in rows], vectors)
         with self._lock:
             self._matrices[base_id] = matrix
@@ -116,8 +126,8 @@ class VectorCache:
             matrix = await self._matrix(session, base_id)
             if not matrix.chunk_ids or matrix.vectors.shape[1] != wanted.shape[0]:
                 continue
-            scores = matrix.vectors @ wanted
-            order = np.argsort(-scores)
+            # Off the event loop: a large base's product and sort take milliseconds.
+            scores, order = await anyio.to_thread.run_sync(_ranked, matrix.vectors, wanted)
             taken = 0
             for row in order:
                 if filters and not matches(matrix.metadata[row], filters):
@@ -195,6 +205,5 @@ async def search_text(
 
 
 def _json(value: Any) -> dict[str, Any]:
-    import json
-
-    return json.loads(value) if value else {}
+    """Raw SQL hands JSON columns back as text on SQLite."""
+    return dict(json.loads(value)) if value else {}
