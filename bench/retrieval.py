@@ -10,7 +10,9 @@ asked through POST /api/v1/knowledge/bases/{id}/search in each mode:
   vector        the vector leg alone
   text          the full-text leg alone
   hybrid-rrf    both, fused by reciprocal rank
-  hybrid        both, fused by a convex combination of normalised scores (the default)
+  hybrid-convex both, fused by a weighted sum of normalised scores
+  hybrid        both, gated: similarity for every candidate, a text match adding to it
+                only where the similarity is plausible (the default)
   hybrid+rerank the default plus the rerank step, when a rerank server is given
                 (--rerank-url, an OpenAI-compatible /rerank endpoint); otherwise n/a
 
@@ -37,7 +39,8 @@ MODES = {
     "vector": {"mode": "vector"},
     "text": {"mode": "text"},
     "hybrid-rrf": {"mode": "hybrid", "fusion": "rrf"},
-    "hybrid": {"mode": "hybrid", "fusion": "convex"},
+    "hybrid-convex": {"mode": "hybrid", "fusion": "convex"},
+    "hybrid": {"mode": "hybrid", "fusion": "gated"},
 }
 
 

@@ -322,3 +322,20 @@ async def test_the_bot_answers_from_its_documents_and_cites_them(client, alice) 
     body = unknown.json()["bot_response"]
     assert body["content"] == "I could not find anything about that in my documents."
     assert body["metadata"]["sources"] == [] and body["metadata"]["no_context"] is True
+
+
+async def test_a_question_in_another_language_is_not_derailed_by_chance_words(client, alice) -> None:
+    """The full-text leg matches a Spanish question's words in an unrelated Spanish text;
+    the default fusion still puts the English document that answers it first."""
+    base_id = await new_base(client, alice)
+    documents = {
+        "library.txt": "The library opens at 8:00 on weekdays and at 10:00 on Saturdays.",
+        "churros.txt": "Los sábados la abuela hace churros a la hora del desayuno.",
+    }
+    for name, content in documents.items():
+        await finished(client, alice, (await upload(client, alice, base_id, name, content))["job"]["id"])
+    question = "¿A qué hora abre la biblioteca los sábados?"
+    [text_first, *_] = await search(client, alice, base_id, question, mode="text")
+    assert text_first["metadata"]["source"] == "churros.txt"  # the chance words
+    [first, *_] = await search(client, alice, base_id, question)
+    assert first["metadata"]["source"] == "library.txt"

@@ -383,7 +383,7 @@ class SearchRequest(RequestModel):
     filters: SmallDict = {}
     # Tertulia's extensions: which legs, and how they are fused.
     mode: Literal["hybrid", "vector", "text"] = "hybrid"
-    fusion: Literal["rrf", "convex"] = "convex"
+    fusion: Literal["gated", "convex", "rrf"] = "gated"
     rerank: "RerankModel | None" = None
 
 
