@@ -109,23 +109,9 @@ class Ingestor:
                 fetched = await fetch_url(
                     params["url"], client, limits.fetch, allow_private=limits.allow_private_urls
                 )
-            read = lambda: parse_file(  # noqa: E731
-                fetched.data,
-                fetched.filename,
-                fetched.media_type,
-                max_bytes=limits.max_bytes,
-                max_unpacked_bytes=limits.max_unpacked_bytes,
-            )
-            return await anyio.to_thread.run_sync(read), fetched.url
+            return await self._read(fetched.data, fetched.filename, fetched.media_type), fetched.url
         if kind == "file":
-            read = lambda: parse_file(  # noqa: E731
-                payload,
-                name,
-                params.get("media_type"),
-                max_bytes=limits.max_bytes,
-                max_unpacked_bytes=limits.max_unpacked_bytes,
-            )
-            return await anyio.to_thread.run_sync(read), None
+            return await self._read(payload, name, params.get("media_type")), None
         if kind == "text":
             return parse_text(payload.decode("utf-8"), title=name), None
         try:
@@ -135,6 +121,19 @@ class Ingestor:
         if kind == "nodes":
             return parse_nodes(items), None
         return parse_qa([(str(pair[0]), str(pair[1])) for pair in items]), None
+
+    async def _read(self, data: bytes, filename: str, media_type: str | None) -> Parsed:
+        """A file parsed in a worker thread, within the server's size limits."""
+        limits = self._limits
+        return await anyio.to_thread.run_sync(
+            lambda: parse_file(
+                data,
+                filename,
+                media_type,
+                max_bytes=limits.max_bytes,
+                max_unpacked_bytes=limits.max_unpacked_bytes,
+            )
+        )
 
     async def _embed(
         self, job_id: str, embedder: Embedder, pieces: list[Piece], timings: dict[str, float]
