@@ -61,12 +61,12 @@ AppFactory = Callable[..., Awaitable[httpx.AsyncClient]]
 
 
 @pytest.fixture
-async def make_client(database: Database) -> AsyncIterator[AppFactory]:
+async def make_client(database: Database, tmp_path: Path) -> AsyncIterator[AppFactory]:
     """Builds the app with settings overrides and returns an HTTP client for it."""
     stack: list[tuple[FastAPI, Any, httpx.AsyncClient]] = []
 
     async def build(**overrides: Any) -> httpx.AsyncClient:
-        settings = Settings(database_url=database.url, **overrides)
+        settings = Settings(database_url=database.url, **{"chroma_path": tmp_path / "chroma", **overrides})
         app = create_app(settings)
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()

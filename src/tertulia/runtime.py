@@ -10,11 +10,12 @@ from tertulia.core.chat import ChatEngine
 from tertulia.core.knowledge.fetching import FetchLimits
 from tertulia.core.knowledge.ingest import IngestLimits, Ingestor
 from tertulia.core.knowledge.retrieval import Retriever
+from tertulia.core.knowledge.vectors import VectorIndex
 from tertulia.core.ratelimit import RateLimiter
 from tertulia.jobs import InlineJobs, JobRunner
 from tertulia.providers.registry import ModelRegistry
 from tertulia.settings import Settings
-from tertulia.store.index import VectorCache
+from tertulia.store.chroma import ChromaStore
 from tertulia.store.sealed import seal_with
 from tertulia.store.session import Database
 
@@ -28,6 +29,7 @@ class Runtime:
     models: ModelRegistry
     chat: ChatEngine
     retriever: Retriever
+    vectors: VectorIndex
     jobs: JobRunner
     version: str = __version__
     started_at: float = field(default_factory=time.monotonic)
@@ -38,6 +40,7 @@ class Runtime:
 
     async def close(self) -> None:
         await self.jobs.stop()
+        self.vectors.close()
         await self.models.close()
         await self.database.dispose()
 
@@ -52,7 +55,17 @@ async def start_runtime(settings: Settings) -> Runtime:
     )
     seal_with(database.engine, secret)
     models = ModelRegistry(settings)
-    retriever = Retriever(database, models, VectorCache())
+    vectors = VectorIndex(
+        ChromaStore(
+            path=settings.chroma_folder(),
+            url=settings.chroma_url,
+            token=settings.chroma_token.get_secret_value() if settings.chroma_token else None,
+            timeout_seconds=settings.chroma_timeout_seconds,
+        )
+    )
+    async with database.session() as session:
+        await vectors.sweep(session)
+    retriever = Retriever(database, models, vectors)
     chat = ChatEngine(database, models, settings.token_quota, retriever)
     limits = IngestLimits(
         max_bytes=settings.max_upload_bytes,
@@ -62,7 +75,7 @@ async def start_runtime(settings: Settings) -> Runtime:
         ),
         allow_private_urls=settings.allow_private_urls,
     )
-    jobs = InlineJobs(database, {"ingest": Ingestor(database, models, limits)})
-    runtime = Runtime(settings, database, limiter, secret, models, chat, retriever, jobs)
+    jobs = InlineJobs(database, {"ingest": Ingestor(database, models, vectors, limits)})
+    runtime = Runtime(settings, database, limiter, secret, models, chat, retriever, vectors, jobs)
     await jobs.start()
     return runtime

@@ -67,6 +67,18 @@ class Settings(BaseSettings):
     # The default embedder (multilingual-e5-small, packaged) for knowledge and /v1/embeddings.
     default_embedding_provider: str = "local"
     default_embedding_model: str = "multilingual-e5-small"
+    # A cross-encoder exported to ONNX (a folder with model.onnx and tokenizer.json) that
+    # reranks what a bot's retrieval found; offered as the local rerank model under its
+    # folder's name (or rerank_model_name), and every bot's default once set.
+    rerank_model_path: Path | None = None
+    rerank_model_name: str | None = None
+    # Knowledge bases with vector_store_type "chroma" (needs tertulia[chroma]): a Chroma
+    # server at this URL, or else a persistent local Chroma folder (None: "chroma" beside
+    # the SQLite file, or ./tertulia-chroma with PostgreSQL).
+    chroma_url: str | None = None
+    chroma_token: SecretStr | None = None
+    chroma_path: Path | None = None
+    chroma_timeout_seconds: float = Field(default=30.0, gt=0)
 
     @field_validator("secret_key")
     @classmethod
@@ -93,6 +105,15 @@ class Settings(BaseSettings):
         if self.default_plan not in self.rate_limit_plans:
             raise ValueError(f"default_plan {self.default_plan!r} is not one of rate_limit_plans")
         return self
+
+    def chroma_folder(self) -> Path:
+        if self.chroma_path is not None:
+            return self.chroma_path
+        if self.database_url.startswith("sqlite") and ":///" in self.database_url:
+            database_file = Path(self.database_url.split(":///", 1)[1])
+            if database_file.name and database_file.name != ":memory:":
+                return database_file.parent / "chroma"
+        return Path.cwd() / "tertulia-chroma"
 
     def token_quota(self, plan: str) -> int | None:
         """A plan's daily token cap; a plan the table does not name falls back to the default's."""

@@ -28,6 +28,7 @@ from tertulia.core.knowledge.bases import (
     get_knowledge_base,
     list_knowledge_bases,
 )
+from tertulia.core.knowledge.vectors import VectorIndex
 from tertulia.core.toolbox import list_models, remove_model, set_model
 from tertulia.providers.registry import ModelRegistry
 from tertulia.settings import Settings
@@ -46,6 +47,7 @@ from tertulia.store.tables import (
 EVERYTHING = BotFilters()
 
 MODELS = ModelRegistry(Settings())  # knows which embedding models this server can reach
+VECTORS = VectorIndex(None)  # the built-in index only
 
 
 async def new_account(database: Database, username: str) -> Account:
@@ -62,7 +64,9 @@ async def new_bot(database: Database, owner: Account, name: str, **settings: Any
 
 async def new_base(database: Database, owner: Account, name: str) -> KnowledgeBase:
     async with database.session() as session:
-        return await create_knowledge_base(session, Principal(owner), KnowledgeBaseDraft(name=name), MODELS)
+        return await create_knowledge_base(
+            session, Principal(owner), KnowledgeBaseDraft(name=name), MODELS, VECTORS
+        )
 
 
 async def stored_bot(database: Database, bot_id: str) -> Bot | None:
@@ -592,6 +596,7 @@ async def test_a_knowledge_base_is_created_with_its_settings(database: Database,
                 embedding_model="multilingual-e5-small",
             ),
             MODELS,
+            VECTORS,
         )
     async with database.session() as session:
         fetched = await get_knowledge_base(session, Principal(alice), base.id)
@@ -616,7 +621,7 @@ async def test_a_knowledge_base_with_impossible_settings_is_refused(
 ) -> None:
     async with database.session() as session:
         with pytest.raises(Invalid):
-            await create_knowledge_base(session, Principal(alice), draft, MODELS)
+            await create_knowledge_base(session, Principal(alice), draft, MODELS, VECTORS)
     assert await rows(database, KnowledgeBase) == 0
 
 
@@ -642,7 +647,7 @@ async def test_another_accounts_knowledge_base_is_not_found(
         with pytest.raises(NotFound):
             await get_knowledge_base(session, Principal(alice), bobs.id)
         with pytest.raises(NotFound):
-            await delete_knowledge_base(session, Principal(alice), bobs.id)
+            await delete_knowledge_base(session, Principal(alice), bobs.id, VECTORS)
     assert await rows(database, KnowledgeBase, KnowledgeBase.id == bobs.id) == 1
 
 
@@ -650,7 +655,7 @@ async def test_deleting_a_knowledge_base_unlinks_it_from_bots(database: Database
     base = await new_base(database, alice, "manual")
     bot = await new_bot(database, alice, "Helper", knowledge_base_ids=[base.id])
     async with database.session() as session:
-        await delete_knowledge_base(session, Principal(alice), base.id)
+        await delete_knowledge_base(session, Principal(alice), base.id, VECTORS)
     async with database.session() as session:
         with pytest.raises(NotFound):
             await get_knowledge_base(session, Principal(alice), base.id)
@@ -670,5 +675,5 @@ async def test_a_bot_bound_credential_sees_only_its_bots_knowledge_bases(
         with pytest.raises(NotFound):
             await get_knowledge_base(session, bound, unlinked.id)
         with pytest.raises(Forbidden):
-            await create_knowledge_base(session, bound, KnowledgeBaseDraft(name="new"), MODELS)
+            await create_knowledge_base(session, bound, KnowledgeBaseDraft(name="new"), MODELS, VECTORS)
     assert [base.id for base in page.items] == [linked.id]

@@ -64,6 +64,13 @@ class Received:
 Reply = tuple[int, dict[str, str], bytes]
 
 
+OPENAI_EMBEDDING_SIZES = {
+    "text-embedding-ada-002": 1536,
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+}
+
+
 def fake_vector(text: str, size: int) -> list[float]:
     """A deterministic vector for a text: equal texts, equal vectors."""
     digest = hashlib.sha256(text.encode()).digest()
@@ -479,7 +486,8 @@ class OpenAI:
 
     def embeddings(self, path: str, body: Any) -> Reply:
         inputs = [body["input"]] if isinstance(body["input"], str) else body["input"]
-        size = body.get("dimensions", 8)
+        # OpenAI's own models have their real sizes; any other model here gives 8 numbers.
+        size = body.get("dimensions") or OPENAI_EMBEDDING_SIZES.get(body["model"], 8)
         data = [
             {"object": "embedding", "index": index, "embedding": fake_vector(text, size)}
             for index, text in enumerate(inputs)

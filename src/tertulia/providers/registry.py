@@ -19,6 +19,7 @@ from tertulia.providers.google import GeminiChat, GeminiEmbedder
 from tertulia.providers.local_embed import local_embedder
 from tertulia.providers.local_llm import local_chat_model
 from tertulia.providers.local_models import LOCAL_MODELS, is_installed
+from tertulia.providers.local_rerank import LocalReranker, model_file
 from tertulia.providers.openai_compat import (
     OpenAICompatibleChat,
     OpenAICompatibleEmbedder,
@@ -60,6 +61,14 @@ class ModelRegistry:
             self._settings.default_embedding_provider, self._settings.default_embedding_model, "embedding"
         )
 
+    @property
+    def default_rerank(self) -> ModelChoice | None:
+        """The server's cross-encoder, when one is configured: every bot's rerank default."""
+        path = self._settings.rerank_model_path
+        if path is None:
+            return None
+        return ModelChoice("local", self._settings.rerank_model_name or path.name, "rerank")
+
     def local_models(self) -> list[ModelChoice]:
         """The packaged models installed in this environment, by task type."""
         choices = [
@@ -69,6 +78,13 @@ class ModelRegistry:
         ]
         if local_embed.is_installed():
             choices.append(ModelChoice("local", local_embed.MODEL_ID, "embedding"))
+        rerank = self.default_rerank
+        if (
+            rerank is not None
+            and self._settings.rerank_model_path
+            and model_file(self._settings.rerank_model_path)
+        ):
+            choices.append(rerank)
         return choices
 
     def server_configured(self, provider: str) -> bool:
@@ -134,7 +150,20 @@ class ModelRegistry:
         return build(choice.model_id, api_key, base_url, self._http(), None)
 
     def reranker(self, choice: ModelChoice, credentials: Credentials | None = None) -> Reranker:
-        """A rerank model; served over the rerank API that OpenAI-compatible servers share."""
+        """A rerank model: the server's own cross-encoder, or one served over the rerank API
+        that OpenAI-compatible servers share."""
+        if choice.provider == "local":
+            configured = self.default_rerank
+            if configured is None or configured.model_id != choice.model_id:
+                raise Unavailable(
+                    f"this server has no local rerank model {choice.model_id!r}: "
+                    "set TERTULIA_RERANK_MODEL_PATH to a cross-encoder exported to ONNX",
+                    {"provider": "local", "model": choice.model_id},
+                )
+            assert self._settings.rerank_model_path is not None
+            return LocalReranker(
+                choice.model_id, self._settings.rerank_model_path, self._settings.llm_threads
+            )
         if choice.provider not in ("openai", "openai-compatible"):
             raise Unavailable(
                 f"the provider {choice.provider!r} has no rerank models; use an OpenAI-compatible server",

@@ -191,6 +191,9 @@ class KnowledgeBase(Timestamps, Base):
     embedding_model: Mapped[str | None] = mapped_column(String(256))
     chunk_size: Mapped[int] = mapped_column(Integer, default=1000)
     chunk_overlap: Mapped[int] = mapped_column(Integer, default=200)
+    chunking_strategy: Mapped[str] = mapped_column(
+        String(16), default="structured", server_default="structured"
+    )
     vector_store_type: Mapped[str] = mapped_column(String(32), default="builtin")
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     # Bumped in the transaction that changes the base's chunks: caches key on it.

@@ -211,3 +211,53 @@ def test_empty_input_and_bad_settings() -> None:
     assert chunk(Parsed(None, "text/plain", []), words, chunk_tokens=10, overlap_tokens=2) == []
     with pytest.raises(ValueError, match="overlap_tokens"):
         chunk(parse_text("hello"), words, chunk_tokens=10, overlap_tokens=10)
+
+
+# --- strategies ------------------------------------------------------------------------
+
+
+def test_every_strategy_fits_and_keeps_words_whole(e5_count: Callable[[str], int]) -> None:
+    text = document(SPANISH, paragraphs=6, per_paragraph=3)
+    vocabulary = set(text.split())
+    for strategy in ("structured", "sentence", "paragraph", "fixed"):
+        pieces = chunk(parse_text(text), e5_count, chunk_tokens=48, overlap_tokens=8, strategy=strategy)
+        assert_within(pieces, e5_count, 48)
+        for piece in pieces:
+            assert set(piece.text.split()) <= vocabulary, (strategy, piece.text)
+
+
+def test_paragraph_strategy_never_joins_two_paragraphs() -> None:
+    paragraphs = ["Short answer one.", "Short answer two.", "Short answer three."]
+    pieces = chunk(
+        parse_text("\n\n".join(paragraphs)), words, chunk_tokens=200, overlap_tokens=0, strategy="paragraph"
+    )
+    assert [piece.text for piece in pieces] == paragraphs
+    structured = chunk(parse_text("\n\n".join(paragraphs)), words, chunk_tokens=200, overlap_tokens=0)
+    assert len(structured) == 1
+
+
+def test_sentence_strategy_fills_chunks_across_paragraph_breaks() -> None:
+    # Each paragraph is 7 words; a 10-word chunk holds one paragraph and a sentence of the next
+    # under "sentence", but stops at the paragraph break under "structured".
+    text = "One two three. Four five six seven.\n\nEight nine ten. Eleven twelve thirteen fourteen."
+    sentence = chunk(parse_text(text), words, chunk_tokens=10, overlap_tokens=0, strategy="sentence")
+    structured = chunk(parse_text(text), words, chunk_tokens=10, overlap_tokens=0, strategy="structured")
+    assert sentence[0].text == "One two three. Four five six seven.\n\nEight nine ten."
+    assert structured[0].text == "One two three. Four five six seven."
+
+
+def test_fixed_strategy_cuts_at_the_size_not_at_sentences() -> None:
+    text = "Alpha beta gamma. Delta epsilon zeta eta theta. Iota kappa lambda mu nu xi."
+    pieces = chunk(parse_text(text), words, chunk_tokens=5, overlap_tokens=0, strategy="fixed")
+    assert [piece.text for piece in pieces] == [
+        "Alpha beta gamma. Delta epsilon",
+        "zeta eta theta. Iota kappa",
+        "lambda mu nu xi.",
+    ]
+    by_sentence = chunk(parse_text(text), words, chunk_tokens=5, overlap_tokens=0, strategy="structured")
+    assert by_sentence[0].text == "Alpha beta gamma."
+
+
+def test_an_unknown_strategy_is_refused() -> None:
+    with pytest.raises(ValueError, match="strategy"):
+        chunk(parse_text("Some text."), words, chunk_tokens=10, overlap_tokens=0, strategy="lines")  # type: ignore[arg-type]

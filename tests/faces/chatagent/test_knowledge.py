@@ -63,6 +63,8 @@ async def test_a_name_alone_is_enough(client: httpx.AsyncClient, alice: User) ->
 
     assert base["name"] == "FAQ"
     assert base["chunk_size"] > base["chunk_overlap"] >= 0
+    assert base["chunking_strategy"] == "structured"
+    assert base["vector_store_type"] == "builtin"
     assert base["metadata"] == {}
 
 
@@ -128,6 +130,7 @@ async def test_a_deleted_knowledge_base_is_gone_and_its_bots_no_longer_use_it(
         pytest.param({"chunk_overlap": -1}, "chunk_overlap", id="overlap-negative"),
         pytest.param({"chunk_size": 0}, "chunk_size", id="size-zero"),
         pytest.param({"vector_store_type": "faiss-in-the-cloud"}, "vector_store_type", id="unknown-store"),
+        pytest.param({"chunking_strategy": "by-vibes"}, "chunking_strategy", id="unknown-strategy"),
         pytest.param({"name": ""}, "name", id="empty-name"),
         pytest.param({"name": "n" * 129}, "name", id="long-name"),
         pytest.param({"metadata": ["not", "an", "object"]}, "metadata", id="metadata-list"),

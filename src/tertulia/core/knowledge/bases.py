@@ -6,15 +6,15 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.core.errors import Invalid, NotFound
+from tertulia.core.knowledge.chunking import STRATEGIES
 from tertulia.core.models import check_embedding_model
 from tertulia.core.paging import Page, count_rows
 from tertulia.core.principal import Principal, find_owned, owned
 from tertulia.store.tables import KnowledgeBase
 
 if TYPE_CHECKING:
+    from tertulia.core.knowledge.vectors import VectorIndex
     from tertulia.providers.registry import ModelRegistry
-
-VECTOR_STORES = ("builtin", "chroma", "pgvector", "sqlite")
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class KnowledgeBaseDraft:
     embedding_model: str | None = None
     chunk_size: int = 1000
     chunk_overlap: int = 200
+    chunking_strategy: str = "structured"
     vector_store_type: str = "builtin"
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -35,19 +36,25 @@ def _check(draft: KnowledgeBaseDraft) -> None:
         raise Invalid("chunk_size must be positive and chunk_overlap not negative", {"field": "chunk_size"})
     if draft.chunk_overlap >= draft.chunk_size:
         raise Invalid("chunk_overlap must be smaller than chunk_size", {"field": "chunk_overlap"})
-    if draft.vector_store_type not in VECTOR_STORES:
+    if draft.chunking_strategy not in STRATEGIES:
         raise Invalid(
-            f"unknown vector store type {draft.vector_store_type!r}",
-            {"field": "vector_store_type", "allowed": list(VECTOR_STORES)},
+            f"unknown chunking strategy {draft.chunking_strategy!r}",
+            {"field": "chunking_strategy", "allowed": list(STRATEGIES)},
         )
 
 
 async def create_knowledge_base(
-    session: AsyncSession, actor: Principal, draft: KnowledgeBaseDraft, models: "ModelRegistry"
+    session: AsyncSession,
+    actor: Principal,
+    draft: KnowledgeBaseDraft,
+    models: "ModelRegistry",
+    vectors: "VectorIndex",
 ) -> KnowledgeBase:
     actor.require("knowledge:write")
     actor.require_any_bot()
     _check(draft)
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    await vectors.check_store_type(draft.vector_store_type, dialect)
     await check_embedding_model(session, actor, draft.embedding_model, models)
     base = KnowledgeBase(
         account_id=actor.account_id,
@@ -56,6 +63,7 @@ async def create_knowledge_base(
         embedding_model=draft.embedding_model,
         chunk_size=draft.chunk_size,
         chunk_overlap=draft.chunk_overlap,
+        chunking_strategy=draft.chunking_strategy,
         vector_store_type=draft.vector_store_type,
         meta=draft.metadata,
     )
@@ -98,9 +106,13 @@ async def owned_knowledge_bases(
     return [found[base_id] for base_id in wanted]
 
 
-async def delete_knowledge_base(session: AsyncSession, actor: Principal, base_id: str) -> None:
+async def delete_knowledge_base(
+    session: AsyncSession, actor: Principal, base_id: str, vectors: "VectorIndex"
+) -> None:
+    """Removes the base with its documents, chunks and vectors."""
     actor.require("knowledge:write")
     actor.require_any_bot()
     base = await get_knowledge_base(session, actor, base_id)
+    await vectors.remove_base(base)
     await session.delete(base)
     await session.commit()

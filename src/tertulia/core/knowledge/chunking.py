@@ -6,19 +6,30 @@ at lines, clauses and words; characters are split apart only as a last resort (C
 Japanese text with no punctuation). Each sentence is counted once and chunks are packed by
 summing those counts; since a tokenizer does not quite add up, each chunk is then counted
 whole and trimmed if it came out over the limit.
+
+A knowledge base picks one of four strategies (all of them token-sized, none cuts a word):
+- "structured" (the default): sentences packed up to the size, preferring to end a chunk at a
+  paragraph break when that still leaves it at least half full;
+- "sentence": sentences packed up to the size, paragraph breaks not preferred;
+- "paragraph": every paragraph its own chunk (cut further only when it is too long), for
+  FAQs and lists whose paragraphs stand alone;
+- "fixed": windows of words of the full size, blind to sentences, as most peers cut.
 """
 
 import re
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from tertulia.core.knowledge.parsing import Parsed
 
 # How far the overlap may exceed overlap_tokens, so that one sentence a bit longer than it
 # still carries over rather than none.
 OVERLAP_SLACK = 1.5
+
+Strategy = Literal["structured", "sentence", "paragraph", "fixed"]
+STRATEGIES: tuple[Strategy, ...] = ("structured", "sentence", "paragraph", "fixed")
 
 _PARAGRAPH = re.compile(r"\n[^\S\n]*\n\s*")
 # A sentence ends at . ! ? … (with closing quotes) before a space, or at a CJK stop anywhere.
@@ -43,7 +54,12 @@ class _Unit:
 
 
 def chunk(
-    parsed: Parsed, count_tokens: Callable[[str], int], *, chunk_tokens: int, overlap_tokens: int
+    parsed: Parsed,
+    count_tokens: Callable[[str], int],
+    *,
+    chunk_tokens: int,
+    overlap_tokens: int,
+    strategy: Strategy = "structured",
 ) -> list[Chunk]:
     """Chunks of at most `chunk_tokens` by `count_tokens`, each section apart, in document order.
 
@@ -53,7 +69,9 @@ def chunk(
     """
     if chunk_tokens < 1 or overlap_tokens < 0 or overlap_tokens >= chunk_tokens:
         raise ValueError("chunk_tokens must be positive and overlap_tokens in [0, chunk_tokens)")
-    cutter = _Cutter(count_tokens, chunk_tokens, overlap_tokens)
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown chunking strategy {strategy!r}")
+    cutter = _Cutter(count_tokens, chunk_tokens, overlap_tokens, strategy)
     chunks: list[Chunk] = []
     for section in parsed.sections:
         text = section.text.strip()
@@ -61,6 +79,8 @@ def chunk(
             continue
         if "answer" in section.metadata:
             pieces = [(text, count_tokens(text))]
+        elif strategy == "paragraph":
+            pieces = [piece for paragraph, _ in _split_paragraphs(text) for piece in cutter.cut(paragraph)]
         else:
             pieces = cutter.cut(text)
         for piece, tokens in pieces:
@@ -69,8 +89,11 @@ def chunk(
 
 
 class _Cutter:
-    def __init__(self, count_tokens: Callable[[str], int], limit: int, overlap: int) -> None:
+    def __init__(
+        self, count_tokens: Callable[[str], int], limit: int, overlap: int, strategy: Strategy
+    ) -> None:
         self._count = count_tokens
+        self._strategy = strategy
         self._limit = limit
         self._overlap = overlap
         # What every text pays once (special tokens, a "passage: " prefix). An empty text may
@@ -94,7 +117,7 @@ class _Cutter:
             end = fresh + 1
             while end < count and overhead + prefix[end + 1] - prefix[start] <= limit:
                 end += 1
-            if end < count:
+            if end < count and self._strategy == "structured":
                 end = self._paragraph_end(units, prefix, start, fresh, end)
             while True:
                 joined = _join(units[start:end])
@@ -135,6 +158,10 @@ class _Cutter:
 
     def _units(self, text: str) -> Iterator[_Unit]:
         for paragraph, paragraph_sep in _split_paragraphs(text):
+            if self._strategy == "fixed":
+                for word, sep in _split_words(paragraph, paragraph_sep):
+                    yield from self._fit(word, sep, len(_SMALLER))
+                continue
             for sentence, sep in _split_after(paragraph, _SENTENCE_END, paragraph_sep):
                 yield from self._fit(sentence, sep, 0)
 
@@ -251,4 +278,4 @@ def _graphemes(text: str) -> list[str]:
     return clusters
 
 
-__all__ = ["Chunk", "chunk"]
+__all__ = ["STRATEGIES", "Chunk", "Strategy", "chunk"]

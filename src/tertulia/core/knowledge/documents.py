@@ -20,6 +20,7 @@ from tertulia.core.bots import get_bot
 from tertulia.core.errors import Invalid, NotFound, PayloadTooLarge
 from tertulia.core.knowledge.bases import get_knowledge_base
 from tertulia.core.knowledge.parsing import precheck
+from tertulia.core.knowledge.vectors import VectorIndex
 from tertulia.core.paging import Page, count_rows
 from tertulia.core.principal import Principal, find_owned
 from tertulia.jobs import JobRunner
@@ -149,11 +150,16 @@ async def list_documents(
     return Page(list(rows), total, limit, offset)
 
 
-async def delete_document(session: AsyncSession, actor: Principal, base_id: str, document_id: str) -> None:
-    """Removes the document with its chunks, vectors and jobs, in one transaction."""
+async def delete_document(
+    session: AsyncSession, actor: Principal, base_id: str, document_id: str, vectors: VectorIndex
+) -> None:
+    """Removes the document with its chunks, vectors and jobs, in one transaction (vectors kept
+    in an external store first: if it cannot be reached, nothing is removed)."""
     actor.require("knowledge:write")
     document = await get_document(session, actor, base_id, document_id)
     base = await session.get(KnowledgeBase, document.knowledge_base_id)
+    if base is not None:
+        await vectors.remove_document(base, document.id)
     await session.delete(document)
     if base is not None:
         base.index_version += 1

@@ -22,9 +22,11 @@ from tertulia.core.knowledge.chunking import Chunk as Piece
 from tertulia.core.knowledge.chunking import chunk
 from tertulia.core.knowledge.fetching import FetchLimits, fetch_url
 from tertulia.core.knowledge.parsing import Parsed, parse_file, parse_nodes, parse_qa, parse_text
+from tertulia.core.knowledge.vectors import VectorIndex
 from tertulia.core.models import embedder_for_base
 from tertulia.providers.base import Embedder
 from tertulia.providers.registry import ModelRegistry
+from tertulia.store.chroma import ChromaRow
 from tertulia.store.index import pack
 from tertulia.store.search_text import index_form
 from tertulia.store.session import Database
@@ -44,9 +46,12 @@ class IngestLimits:
 class Ingestor:
     """The handler of `ingest` jobs."""
 
-    def __init__(self, database: Database, models: ModelRegistry, limits: IngestLimits) -> None:
+    def __init__(
+        self, database: Database, models: ModelRegistry, vectors: VectorIndex, limits: IngestLimits
+    ) -> None:
         self._database = database
         self._models = models
+        self._vectors = vectors
         self._limits = limits
 
     async def __call__(self, job_id: str) -> None:
@@ -73,6 +78,7 @@ class Ingestor:
             params, payload = dict(job.params), job.payload or b""
             chunk_tokens = max(16, min(base.chunk_size, embedder.max_input_tokens))
             overlap = min(base.chunk_overlap, chunk_tokens // 2)
+            strategy = base.chunking_strategy
             await self._stage(session, job, "parse", 0.0)
 
         started = time.perf_counter()
@@ -84,7 +90,9 @@ class Ingestor:
         started = time.perf_counter()
         counter = embedder.counter()
         pieces = await anyio.to_thread.run_sync(
-            lambda: chunk(parsed, counter, chunk_tokens=chunk_tokens, overlap_tokens=overlap)
+            lambda: chunk(
+                parsed, counter, chunk_tokens=chunk_tokens, overlap_tokens=overlap, strategy=strategy
+            )
         )
         if not pieces:
             raise Invalid(f"{params['name']!r} contains no text to index")
@@ -173,8 +181,9 @@ class Ingestor:
         await session.execute(
             delete(Chunk).where(Chunk.document_id == document.id, Chunk.generation != document.generation)
         )
+        rows = []
         for position, (piece, vector) in enumerate(zip(pieces, vectors, strict=True)):
-            session.add(
+            rows.append(
                 Chunk(
                     account_id=document.account_id,
                     knowledge_base_id=base.id,
@@ -188,7 +197,16 @@ class Ingestor:
                     embedding=pack(vector),
                 )
             )
+        session.add_all(rows)
         await session.flush()
+        # An external vector store gets the new vectors now; they show once the swap commits.
+        await self._vectors.write(
+            base,
+            [
+                ChromaRow(row.id, vector, document.id, live, row.meta)
+                for row, vector in zip(rows, vectors, strict=True)
+            ],
+        )
         await session.execute(
             delete(Chunk).where(Chunk.document_id == document.id, Chunk.generation == document.generation)
         )
@@ -205,6 +223,7 @@ class Ingestor:
         timings["store"] = time.perf_counter() - started
         job.payload = None  # the upload is no longer needed
         await self._finish(session, job, "done", timings)
+        await self._vectors.settle(base, document.id, live)
 
     async def _stage(
         self,

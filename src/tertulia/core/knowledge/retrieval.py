@@ -9,7 +9,8 @@
   question and documents share a language, but a question in another language than the
   documents makes the text leg match on chance words, and both fell far below the vector
   leg alone (nDCG@10 0.54 and 0.46 vs 0.76 on bench/data/crosslingual); gated does not.
-- Rerank: when the bot's toolbox routes `rerank` to a model, the fused candidates are
+- Rerank: when the bot's toolbox (or its account) routes `rerank` to a model, or the server
+  has a cross-encoder of its own (TERTULIA_RERANK_MODEL_PATH), the fused candidates are
   re-scored by it; without one this step is off (no packaged cross-encoder exists).
 - Every source's `score` is the cosine similarity between the question and the chunk
   (computed for full-text hits too), so `min_score` means the same whichever leg found it.
@@ -29,11 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tertulia.core.catalog import ModelChoice
 from tertulia.core.errors import Invalid
 from tertulia.core.knowledge.bases import get_knowledge_base
+from tertulia.core.knowledge.vectors import VectorIndex
 from tertulia.core.models import embedder_for_base, resolve, resolve_for_account
 from tertulia.core.principal import Principal
 from tertulia.providers.base import Embedder, Reranker
 from tertulia.providers.registry import ModelRegistry
-from tertulia.store.index import Hit, VectorCache, search_text, unpack
+from tertulia.store.index import Hit, search_text, unpack
 from tertulia.store.session import Database
 from tertulia.store.tables import Bot, Chunk, Document
 
@@ -95,7 +97,7 @@ def fuse(legs: Sequence[Sequence[Hit]], how: Fusion) -> list[tuple[int, float]]:
 
 async def search(
     session: AsyncSession,
-    vectors: VectorCache,
+    vectors: VectorIndex,
     base_ids: Sequence[str],
     embedder: Embedder,
     query: Query,
@@ -266,7 +268,7 @@ class Retriever:
     different embedders are each searched with their own.
     """
 
-    def __init__(self, database: Database, models: ModelRegistry, vectors: VectorCache) -> None:
+    def __init__(self, database: Database, models: ModelRegistry, vectors: VectorIndex) -> None:
         self._database = database
         self._models = models
         self.vectors = vectors
@@ -306,7 +308,8 @@ class Retriever:
                 found.extend((await search(session, self.vectors, base_ids, embedder, query)).sources)
             rerank_with = await resolve(session, bot, "rerank")
         found = sorted(found, key=lambda source: -source.score)[: bot.top_k]
-        if rerank_with.choice is not None:
-            reranker = self._models.reranker(rerank_with.choice, rerank_with.credentials)
+        choice = rerank_with.choice or self._models.default_rerank
+        if choice is not None:
+            reranker = self._models.reranker(choice, rerank_with.credentials)
             return await rerank(question, found, reranker, bot.top_n, bot.min_n or None)
         return [source for source in found if not bot.min_n or source.score >= bot.min_n][: bot.top_n]

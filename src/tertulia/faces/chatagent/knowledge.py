@@ -48,6 +48,7 @@ def base_public(base: KnowledgeBase) -> KnowledgeBasePublic:
         embedding_model=base.embedding_model,
         chunk_size=base.chunk_size,
         chunk_overlap=base.chunk_overlap,
+        chunking_strategy=base.chunking_strategy,
         metadata=base.meta,
         created_at=base.created_at,
         updated_at=base.updated_at,
@@ -59,7 +60,7 @@ async def create_knowledge_base(
     body: KnowledgeBaseCreate, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep
 ) -> KnowledgeBasePublic:
     base = await bases.create_knowledge_base(
-        session, principal, bases.KnowledgeBaseDraft(**body.model_dump()), runtime.models
+        session, principal, bases.KnowledgeBaseDraft(**body.model_dump()), runtime.models, runtime.vectors
     )
     return base_public(base)
 
@@ -85,8 +86,10 @@ async def get_knowledge_base(
 
 
 @router.delete("/{base_id}")
-async def delete_knowledge_base(base_id: str, principal: CurrentPrincipal, session: SessionDep) -> Done:
-    await bases.delete_knowledge_base(session, principal, base_id)
+async def delete_knowledge_base(
+    base_id: str, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep
+) -> Done:
+    await bases.delete_knowledge_base(session, principal, base_id, runtime.vectors)
     return Done(message="Knowledge base deleted")
 
 
@@ -227,9 +230,9 @@ async def get_document(
 
 @router.delete("/{base_id}/documents/{document_id}")
 async def delete_document(
-    base_id: str, document_id: str, principal: CurrentPrincipal, session: SessionDep
+    base_id: str, document_id: str, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep
 ) -> Done:
-    await documents.delete_document(session, principal, base_id, document_id)
+    await documents.delete_document(session, principal, base_id, document_id, runtime.vectors)
     return Done(message="Document deleted")
 
 

@@ -288,6 +288,7 @@ class KnowledgeBaseCreate(RequestModel):
     embedding_model: Annotated[str, Field(max_length=256)] | None = None
     chunk_size: Annotated[int, Field(ge=50, le=8000)] = 1000
     chunk_overlap: Annotated[int, Field(ge=0, le=4000)] = 200
+    chunking_strategy: Identifier = "structured"
     metadata: SmallDict = {}
 
 
@@ -300,6 +301,7 @@ class KnowledgeBasePublic(BaseModel):
     embedding_model: str | None
     chunk_size: int
     chunk_overlap: int
+    chunking_strategy: str
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
