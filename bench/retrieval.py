@@ -13,8 +13,12 @@ asked through POST /api/v1/knowledge/bases/{id}/search in each mode:
   hybrid-convex both, fused by a weighted sum of normalised scores
   hybrid        both, gated: similarity for every candidate, a text match adding to it
                 only where the similarity is plausible (the default)
-  hybrid+rerank the default plus the rerank step, when a rerank server is given
-                (--rerank-url, an OpenAI-compatible /rerank endpoint); otherwise n/a
+  hybrid+rerank the default plus the rerank step, when a reranker is given: a
+                cross-encoder folder for the server's own (--rerank-model-path) or an
+                OpenAI-compatible /rerank server (--rerank-url); otherwise n/a
+
+--vector-store chroma indexes into a Chroma folder instead of the built-in index;
+--ingest-concurrency sets how many documents the server ingests at once.
 
 Chunks map back to documents by `_id` (a document's best chunk counts). Printed: nDCG@10,
 recall@10 and recall@100 per mode, query latency p50/p95 (client side, over HTTP), and
@@ -158,6 +162,11 @@ async def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object with every figure")
     parser.add_argument("--rerank-url", help="an OpenAI-compatible server with a /rerank endpoint")
     parser.add_argument("--rerank-model", default="reranker")
+    parser.add_argument(
+        "--rerank-model-path", type=Path, help="a cross-encoder folder (ONNX) for the server's own reranker"
+    )
+    parser.add_argument("--vector-store", default="builtin", choices=["builtin", "chroma"])
+    parser.add_argument("--ingest-concurrency", type=int, help="documents the server ingests at once")
     args = parser.parse_args()
 
     corpus, queries, qrels = read_dataset(args.data_dir, args.limit_queries)
@@ -166,11 +175,23 @@ async def main() -> None:
         "documents": len(corpus),
         "queries": len(queries),
     }
-    with Server() as server:
+    settings: dict[str, str] = {}
+    if args.rerank_model_path:
+        settings["rerank_model_path"] = str(args.rerank_model_path.resolve())
+    if args.ingest_concurrency:
+        settings["ingest_concurrency"] = str(args.ingest_concurrency)
+    report["vector_store"] = args.vector_store
+    with Server(**settings) as server:
         headers = server.account()
         async with httpx.AsyncClient(base_url=server.base, headers=headers, timeout=120) as client:
             base = await client.post(
-                "/api/v1/knowledge/bases", json={"name": "bench", "chunk_size": 512, "chunk_overlap": 64}
+                "/api/v1/knowledge/bases",
+                json={
+                    "name": "bench",
+                    "chunk_size": 512,
+                    "chunk_overlap": 64,
+                    "vector_store_type": args.vector_store,
+                },
             )
             base.raise_for_status()
             base_id = base.json()["id"]
@@ -189,6 +210,11 @@ async def main() -> None:
                 modes["hybrid+rerank"] = {
                     "mode": "hybrid",
                     "rerank": {"provider": "openai-compatible", "model": args.rerank_model},
+                }
+            elif args.rerank_model_path:
+                modes["hybrid+rerank"] = {
+                    "mode": "hybrid",
+                    "rerank": {"provider": "local", "model": args.rerank_model_path.resolve().name},
                 }
             results: dict[str, Any] = {}
             for name, extra in modes.items():

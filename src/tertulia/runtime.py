@@ -75,7 +75,11 @@ async def start_runtime(settings: Settings) -> Runtime:
         ),
         allow_private_urls=settings.allow_private_urls,
     )
-    jobs = InlineJobs(database, {"ingest": Ingestor(database, models, vectors, limits)})
+    jobs = InlineJobs(
+        database,
+        {"ingest": Ingestor(database, models, vectors, limits)},
+        concurrency=settings.ingest_concurrency,
+    )
     runtime = Runtime(settings, database, limiter, secret, models, chat, retriever, vectors, jobs)
     await jobs.start()
     return runtime

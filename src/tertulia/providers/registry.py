@@ -12,7 +12,7 @@ import httpx
 
 from tertulia.core.catalog import ModelChoice
 from tertulia.core.errors import Unavailable
-from tertulia.providers import local_embed
+from tertulia.providers import local_embed, local_minilm
 from tertulia.providers.anthropic import AnthropicChat
 from tertulia.providers.base import ChatModel, Credentials, Embedder, Reranker
 from tertulia.providers.google import GeminiChat, GeminiEmbedder
@@ -78,6 +78,8 @@ class ModelRegistry:
         ]
         if local_embed.is_installed():
             choices.append(ModelChoice("local", local_embed.MODEL_ID, "embedding"))
+        if local_minilm.is_installed():
+            choices.append(ModelChoice("local", local_minilm.MODEL_ID, "embedding"))
         rerank = self.default_rerank
         if (
             rerank is not None
@@ -140,6 +142,8 @@ class ModelRegistry:
     def embedder(self, choice: ModelChoice | None, credentials: Credentials | None = None) -> Embedder:
         choice = choice or self.default_embedding
         if choice.provider == "local":
+            if choice.model_id == local_minilm.MODEL_ID:
+                return local_minilm.LocalMiniLMEmbedder(self._settings.llm_threads)
             return local_embedder(choice.model_id, self._settings.llm_threads)
         build = REMOTE_EMBED.get(choice.provider)
         if build is None:

@@ -111,3 +111,42 @@ async def test_search_reranked_by_a_rerank_server(client, alice, rerank_server: 
     assert 0 < reranked[0]["metadata"]["similarity"] < 1
     [request] = rerank_server.received[-1:]
     assert request["model"] == "rr-1" and request["query"] == query and len(request["documents"]) == 3
+
+
+async def test_a_base_can_pick_the_faster_local_english_embedder(client, alice, database) -> None:
+    from sqlalchemy import func, select
+
+    from tertulia.store.tables import Chunk
+
+    listed = (await client.get("/api/v1/models", headers=alice.headers)).json()
+    assert {"provider": "local", "model": "all-minilm-l6-v2", "task_type": "embedding"} in listed["local"]
+    created = await client.post(
+        "/api/v1/knowledge/bases",
+        headers=alice.headers,
+        json={"name": "English", "embedding_model": "all-minilm-l6-v2", "chunk_size": 1000},
+    )
+    assert created.status_code == 201, created.text
+    base_id = created.json()["id"]
+    paragraphs = [
+        f"Section {n}. The ferry to island {n} leaves the harbour at {n}:15 every day." for n in range(60)
+    ]
+    accepted = await client.post(
+        f"/api/v1/knowledge/bases/{base_id}/documents/text",
+        headers=alice.headers,
+        json={"name": "timetable", "content": "\n\n".join(paragraphs)},
+    )
+    job = await finished(client, alice, accepted.json()["job"]["id"])
+    assert job["status"] == "done", job["error"]
+    async with database.session() as session:
+        # chunk_size 1000 is capped at the 256 tokens the model reads
+        assert 1 < await session.scalar(select(func.count(Chunk.id))) <= 60
+        assert await session.scalar(select(func.max(Chunk.tokens))) <= 256
+
+    [hit] = await search(
+        client, alice, base_id, "When does the ferry to island 42 leave?", mode="vector", top_k=1
+    )
+    assert "island 42 leaves the harbour at 42:15" in hit["content"]
+    document = await client.get(
+        f"/api/v1/knowledge/bases/{base_id}/documents/{accepted.json()['id']}", headers=alice.headers
+    )
+    assert document.json()["metadata"]["embedding_model"] == "all-minilm-l6-v2"
