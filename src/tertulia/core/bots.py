@@ -1,5 +1,6 @@
 """Bots: create, list, read, change, delete, start and stop; always within one account."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -8,12 +9,12 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tertulia.core.catalog import check_provider, check_tools
+from tertulia.core.catalog import TASK_KINDS, ModelChoice, check_choice, check_provider, check_tools
 from tertulia.core.errors import Conflict, Invalid
 from tertulia.core.knowledge.bases import owned_knowledge_bases
 from tertulia.core.paging import Page, count_rows
 from tertulia.core.principal import Principal, find_owned, owned
-from tertulia.store.tables import Bot, Conversation, Message, utcnow
+from tertulia.store.tables import Bot, Conversation, Message, ModelSpec, utcnow
 
 PLATFORM_TYPES = (
     "web",
@@ -134,14 +135,31 @@ async def _name_taken(session: AsyncSession, account_id: str, name: str, other_t
     return await session.scalar(query) is not None
 
 
-async def create_bot(session: AsyncSession, actor: Principal, settings: BotSettings) -> Bot:
+async def create_bot(
+    session: AsyncSession, actor: Principal, settings: BotSettings, models: Sequence[ModelChoice] = ()
+) -> Bot:
+    """A new bot; `models` fill its toolbox (one per task type), all checked before anything
+    is stored."""
     actor.require("bots:write")
     actor.require_any_bot()
     values = {f.name: getattr(settings, f.name) for f in fields(BotSettings)}
     if await _name_taken(session, actor.account_id, settings.name, None):
         raise Conflict(f"a bot named {settings.name!r} already exists", {"field": "name"})
+    for choice in models:
+        check_choice(choice)
     bot = Bot(account_id=actor.account_id, knowledge_bases=[], models=[])
     await _apply(session, actor, bot, values)
+    routed = {choice.task_type: choice for choice in models}  # a later entry wins, as set_model does
+    bot.models = [
+        ModelSpec(
+            account_id=actor.account_id,
+            task_type=choice.task_type,
+            kind=TASK_KINDS[choice.task_type],
+            provider=choice.provider,
+            model_id=choice.model_id,
+        )
+        for choice in routed.values()
+    ]
     session.add(bot)
     await _commit_named(session, bot)
     return bot

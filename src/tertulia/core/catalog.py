@@ -8,9 +8,13 @@ from tertulia.store.tables import Bot
 # Providers Tertulia can talk to. "local" runs in-process and needs no key or network.
 PROVIDERS = ("local", "openai", "openai-compatible", "anthropic", "google")
 
-# Task type → the kind of model that serves it.
+# Task type → the kind of model that serves it. "general" and "complex" are Bytchat's:
+# "general" answers when no "chat" model is routed, "complex" the questions chat_task()
+# finds complex.
 TASK_KINDS = {
     "chat": "llm",
+    "general": "llm",
+    "complex": "llm",
     "summarise": "llm",
     "related_prompts": "llm",
     "vision": "llm",
@@ -58,14 +62,34 @@ def check_choice(choice: ModelChoice) -> ModelChoice:
     return choice
 
 
+# A question this long, or asking more than one thing, goes to a bot's "complex" model.
+COMPLEX_QUESTION_CHARS = 400
+
+
+def chat_task(bot: Bot, question: str) -> str:
+    """ "complex" when the bot routes complex questions to a model of their own and this one is
+    long or asks several things at once; "chat" otherwise."""
+    if not any(spec.task_type == "complex" for spec in bot.models):
+        return "chat"
+    asks = question.count("?") + question.count("？")
+    return "complex" if len(question) >= COMPLEX_QUESTION_CHARS or asks >= 2 else "chat"
+
+
 def route(bot: Bot, task_type: str) -> ModelChoice | None:
-    """The bot's own choice for a task type; chat falls back to the bot's llm settings.
+    """The bot's own choice for a task type. Chat falls back to a "general" model, then to the
+    bot's llm settings; "complex" falls back to what chat would use.
 
     None means: use the account's or the server's default (resolved by the providers layer).
     """
     for spec in bot.models:
         if spec.task_type == task_type:
             return ModelChoice(spec.provider, spec.model_id, task_type)
-    if task_type == "chat" and bot.llm_model:
-        return ModelChoice(bot.llm_provider, bot.llm_model, "chat")
+    if task_type == "complex":
+        return route(bot, "chat")
+    if task_type == "chat":
+        for spec in bot.models:
+            if spec.task_type == "general":
+                return ModelChoice(spec.provider, spec.model_id, "chat")
+        if bot.llm_model:
+            return ModelChoice(bot.llm_provider, bot.llm_model, "chat")
     return None

@@ -29,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.core.bots import get_bot
-from tertulia.core.catalog import ModelChoice
+from tertulia.core.catalog import ModelChoice, chat_task
 from tertulia.core.conversations import get_conversation
 from tertulia.core.errors import Invalid, TertuliaError, UpstreamFailed
 from tertulia.core.knowledge.retrieval import Retriever, Source
@@ -288,7 +288,7 @@ class ChatEngine:
                 bot = await get_bot(session, actor, conversation.bot_id)
                 history = await _history(session, conversation.id)
                 await require_quota(session, actor.account_id, self._quota_for(actor.account.plan))
-                resolved = await resolve(session, bot, "chat")
+                resolved = await resolve(session, bot, chat_task(bot, question.content))
             model, provider = self._model(resolved)
             knows = bool(bot.knowledge_bases)
             found = await self._retriever.for_bot(bot, question.content) if knows else []
@@ -374,7 +374,7 @@ class ChatEngine:
                 bot = await get_bot(session, actor, request.bot_id) if request.bot_id else None
                 await require_quota(session, actor.account_id, self._quota_for(actor.account.plan))
                 if bot is not None:
-                    resolved = await resolve(session, bot, "chat")
+                    resolved = await resolve(session, bot, chat_task(bot, request.turns[-1].content))
                 elif request.model is not None:
                     actor.require("models:read")
                     resolved = await resolve_for_account(session, actor, request.model)

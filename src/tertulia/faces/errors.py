@@ -57,10 +57,11 @@ def validation_details(errors: Sequence[Any]) -> list[dict[str, str]]:
     details = []
     for error in errors:
         location = [str(part) for part in error.get("loc", ())]
+        where = "body"
         if location and location[0] in ("body", "query", "path", "header", "cookie"):
-            location = location[1:]
+            where, location = location[0], location[1:]
         field = "body" if error.get("type") == "json_invalid" else ".".join(location) or "body"
-        details.append({"field": field, "reason": str(error.get("msg", "invalid"))})
+        details.append({"field": field, "reason": str(error.get("msg", "invalid")), "in": where})
     return details
 
 

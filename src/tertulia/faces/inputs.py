@@ -6,6 +6,7 @@ so a NUL anywhere in a request (path, query or JSON body) is a 400 on every back
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, field_validator
 from starlette.requests import HTTPConnection
 
 from tertulia.core.errors import Invalid
@@ -44,3 +45,14 @@ def clean(value: Any, field: str) -> Any:
         return refuse_nul(value, field)
     except ValueError as error:
         raise Invalid(str(error), {"field": field}) from None
+
+
+class RequestModel(BaseModel):
+    """A request body: unknown fields ignored, NUL characters refused in every field."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return refuse_nul(value)

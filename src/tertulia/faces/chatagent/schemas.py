@@ -14,11 +14,10 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
-    field_validator,
 )
 from pydantic.alias_generators import to_camel
 
-from tertulia.faces.inputs import refuse_nul
+from tertulia.faces import inputs
 
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 Text = Annotated[str, Field(max_length=4000)]
@@ -29,16 +28,13 @@ Kind = Annotated[str, Field(min_length=1, max_length=32)]
 SmallDict = Annotated[dict[str, Any], Field(max_length=64)]
 
 
-class RequestModel(BaseModel):
+class RequestModel(inputs.RequestModel):
+    """ChatAgent's SDKs send camelCase as well as snake_case names."""
+
     model_config = ConfigDict(
         extra="ignore",
         alias_generator=AliasGenerator(validation_alias=lambda name: AliasChoices(name, to_camel(name))),
     )
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        return refuse_nul(value)
 
 
 # --- auth ------------------------------------------------------------------------------
