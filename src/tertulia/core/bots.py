@@ -60,6 +60,8 @@ class BotSettings:
 
 
 SETTABLE = frozenset(f.name for f in fields(BotSettings))
+# Bots are numbered max + 1; two created at the same instant may race for a number.
+NUMBER_ATTEMPTS = 5
 NULLABLE = frozenset({"avatar_url", "llm_model", "llm_api_key"})
 LENGTHS = {"name": 128, "avatar_url": 2048, "llm_model": 256, "llm_api_key": 512}
 
@@ -161,8 +163,19 @@ async def create_bot(
         for choice in routed.values()
     ]
     session.add(bot)
-    await _commit_named(session, bot)
-    return bot
+    for attempt in range(NUMBER_ATTEMPTS):
+        bot.number = (await session.scalar(select(func.max(Bot.number))) or 0) + 1
+        try:
+            await session.commit()
+            return bot
+        except IntegrityError as error:  # a concurrent request took the name, or the number
+            await session.rollback()
+            if await _name_taken(session, actor.account_id, settings.name, None):
+                raise Conflict(f"a bot named {settings.name!r} already exists", {"field": "name"}) from error
+            if attempt == NUMBER_ATTEMPTS - 1:
+                raise
+            session.add(bot)
+    raise AssertionError("unreachable")
 
 
 async def get_bot(session: AsyncSession, actor: Principal, bot_id: str) -> Bot:
@@ -199,13 +212,32 @@ async def list_bots(
     return Page(list(rows), total, limit, offset)
 
 
-async def update_bot(session: AsyncSession, actor: Principal, bot_id: str, values: dict[str, Any]) -> Bot:
-    """Changes only the settings present in `values`."""
+async def update_bot(
+    session: AsyncSession,
+    actor: Principal,
+    bot_id: str,
+    values: dict[str, Any],
+    models: Sequence[ModelChoice] = (),
+) -> Bot:
+    """Changes only the settings present in `values`, and routes the task types of `models`
+    to them, all or nothing."""
     actor.require("bots:write")
     bot = await get_bot(session, actor, bot_id)
     if "name" in values and await _name_taken(session, actor.account_id, values["name"], bot.id):
         raise Conflict(f"a bot named {values['name']!r} already exists", {"field": "name"})
+    for choice in models:
+        check_choice(choice)
     await _apply(session, actor, bot, dict(values))
+    for choice in models:
+        spec = next((spec for spec in bot.models if spec.task_type == choice.task_type), None)
+        if spec is None:
+            spec = ModelSpec(account_id=bot.account_id, task_type=choice.task_type)
+            bot.models.append(spec)
+        spec.kind, spec.provider, spec.model_id = (
+            TASK_KINDS[choice.task_type],
+            choice.provider,
+            choice.model_id,
+        )
     bot.updated_at = utcnow()
     await _commit_named(session, bot)
     return bot

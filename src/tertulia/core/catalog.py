@@ -23,6 +23,31 @@ TASK_KINDS = {
     "transcription": "transcription",
 }
 
+# Well-known models of each remote provider, offered (and numbered) once the provider is
+# configured on the server or for the account. Any other model id still works by name.
+KNOWN_MODELS: dict[str, tuple[tuple[str, str], ...]] = {
+    "openai": (
+        ("gpt-4o-mini", "chat"),
+        ("gpt-4o", "chat"),
+        ("gpt-4.1-mini", "chat"),
+        ("gpt-4.1", "chat"),
+        ("text-embedding-3-small", "embedding"),
+        ("text-embedding-3-large", "embedding"),
+        ("text-embedding-ada-002", "embedding"),
+    ),
+    "anthropic": (
+        ("claude-3-5-haiku-latest", "chat"),
+        ("claude-3-7-sonnet-latest", "chat"),
+        ("claude-sonnet-4-0", "chat"),
+    ),
+    "google": (
+        ("gemini-1.5-flash-latest", "chat"),
+        ("gemini-2.0-flash", "chat"),
+        ("gemini-2.5-flash", "chat"),
+        ("text-embedding-004", "embedding"),
+    ),
+}
+
 # Tools a bot can have switched on (plugins in ChatAgent's words).
 TOOLS = ("calculator", "weather", "datastore", "lead-capture", "request-human")
 

@@ -119,6 +119,7 @@ class Completion:
     top_p: float | None = None
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
+    also_from: tuple[str, ...] = ()  # other bots whose knowledge is searched too
 
 
 async def _history(session: AsyncSession, conversation_id: str) -> list[ChatTurn]:
@@ -277,21 +278,25 @@ class ChatEngine:
         return self._models.chat_model(resolved.choice, resolved.credentials), choice.provider
 
     async def reply(
-        self, actor: Principal, conversation_id: str, question: Question
+        self, actor: Principal, conversation_id: str, question: Question, also_from: Sequence[str] = ()
     ) -> AsyncIterator[ChatEvent]:
-        """The events of one reply. Errors arrive as a `Failed` event, never as an exception."""
+        """The events of one reply. Errors arrive as a `Failed` event, never as an exception.
+
+        `also_from` names other bots of the caller whose knowledge is searched as well.
+        """
         try:
             _check_question(question.content)
             async with self._database.session() as session:
                 actor.require("conversations:write")
                 conversation = await get_conversation(session, actor, conversation_id)
                 bot = await get_bot(session, actor, conversation.bot_id)
+                extra = [await get_bot(session, actor, bot_id) for bot_id in also_from]
                 history = await _history(session, conversation.id)
                 await require_quota(session, actor.account_id, self._quota_for(actor.account.plan))
                 resolved = await resolve(session, bot, chat_task(bot, question.content))
             model, provider = self._model(resolved)
-            knows = bool(bot.knowledge_bases)
-            found = await self._retriever.for_bot(bot, question.content) if knows else []
+            knows = any(other.knowledge_bases for other in (bot, *extra))
+            found = await self._retriever.for_bot(bot, question.content, extra) if knows else []
             system, sources = await grounded_prompt(model, bot, found) if knows else (system_prompt(bot), [])
             turns, prompt_tokens = await fit_prompt(
                 model, system, history, ChatTurn("user", question.content), bot.max_input_tokens
@@ -301,12 +306,13 @@ class ChatEngine:
             return
         if knows:
             yield Sources(sources)
-        if knows and not sources and bot.no_context_use_message:
-            # Nothing in the bot's documents: its fixed answer, without asking the model.
+        fixed = _fixed_answer(bot, knows, sources)
+        if fixed is not None:
+            # A stored answer given as written, or nothing found: no model call.
             canned = _Generation(model, 0)
-            canned.pieces.append(bot.no_context_message)
+            canned.pieces.append(fixed.text)
             canned.reported = Usage(0, 0)
-            yield Token(bot.no_context_message)
+            yield Token(fixed.text)
             user_message, reply, usage = await self._save(
                 actor,
                 bot,
@@ -315,10 +321,10 @@ class ChatEngine:
                 canned,
                 provider,
                 partial=False,
-                sources=[],
-                no_context=True,
+                sources=fixed.sources,
+                flag=fixed.flag,
             )
-            yield Done(canned.text, usage, model.model_id, user_message, reply)
+            yield Done(canned.text, usage, model.model_id, user_message, reply, sources=fixed.sources)
             return
 
         # (The bot's top_k is retrieval's, CriaBot's sense: not a sampling setting.)
@@ -368,10 +374,11 @@ class ChatEngine:
             if not request.turns or request.turns[-1].role != "user":
                 raise Invalid("the last message must be the user's", {"field": "messages"})
             _check_question(request.turns[-1].content)
-            extra = "\n".join(turn.content for turn in request.turns if turn.role == "system")
+            instructions = "\n".join(turn.content for turn in request.turns if turn.role == "system")
             earlier = [turn for turn in request.turns[:-1] if turn.role != "system"]
             async with self._database.session() as session:
                 bot = await get_bot(session, actor, request.bot_id) if request.bot_id else None
+                extra = [await get_bot(session, actor, bot_id) for bot_id in request.also_from]
                 await require_quota(session, actor.account_id, self._quota_for(actor.account.plan))
                 if bot is not None:
                     resolved = await resolve(session, bot, chat_task(bot, request.turns[-1].content))
@@ -381,13 +388,13 @@ class ChatEngine:
                 else:
                     raise Invalid("name a bot or a model", {"field": "model"})
             model, provider = self._model(resolved)
-            knows = bot is not None and bool(bot.knowledge_bases)
+            knows = bot is not None and any(other.knowledge_bases for other in (bot, *extra))
             sources: list[Source] = []
-            system = system_prompt(bot, extra)
+            system = system_prompt(bot, instructions)
             if knows:
                 assert bot is not None
-                found = await self._retriever.for_bot(bot, request.turns[-1].content)
-                system, sources = await grounded_prompt(model, bot, found, extra)
+                found = await self._retriever.for_bot(bot, request.turns[-1].content, extra)
+                system, sources = await grounded_prompt(model, bot, found, instructions)
             turns, prompt_tokens = await fit_prompt(
                 model,
                 system,
@@ -400,9 +407,10 @@ class ChatEngine:
             return
         if knows:
             yield Sources(sources)
-        if knows and not sources and bot is not None and bot.no_context_use_message:
-            yield Token(bot.no_context_message)
-            yield Done(bot.no_context_message, Usage(0, 0), model.model_id)
+        fixed = _fixed_answer(bot, knows, sources) if bot is not None else None
+        if fixed is not None:
+            yield Token(fixed.text)
+            yield Done(fixed.text, Usage(0, 0), model.model_id, sources=fixed.sources)
             return
         wanted = request.max_tokens or (bot.max_reply_tokens if bot is not None else Sampling.max_tokens)
         sampling = Sampling(
@@ -464,7 +472,7 @@ class ChatEngine:
         provider: str,
         partial: bool,
         sources: list[Source] | None = None,
-        no_context: bool = False,
+        flag: str | None = None,
     ) -> tuple[Message, Message, Usage]:
         model = generation.model
         usage = await generation.usage()
@@ -488,8 +496,8 @@ class ChatEngine:
                 reply_meta["partial"] = True
             if sources is not None:
                 reply_meta["sources"] = sources_metadata(sources)
-            if no_context:
-                reply_meta["no_context"] = True
+            if flag is not None:  # "no_context", or "verified": a stored answer as written
+                reply_meta[flag] = True
             reply = Message(
                 account_id=actor.account_id,
                 conversation_id=conversation.id,
@@ -569,6 +577,26 @@ class ChatEngine:
             if bot is not None:
                 bot.error_count += 1
                 await session.commit()
+
+
+@dataclass(frozen=True)
+class _Fixed:
+    text: str
+    sources: list[Source]
+    flag: str
+
+
+def _fixed_answer(bot: Bot, knows: bool, sources: list[Source]) -> _Fixed | None:
+    """An answer that needs no model: the stored answer of the question that matched best,
+    when it is to be given as written (CriaBot's `llm_reply: false`), or, with nothing found,
+    the bot's no-context message (`no_context_use_message`)."""
+    if not knows:
+        return None
+    if sources and "question" in sources[0].metadata and sources[0].metadata.get("llm_reply") is False:
+        return _Fixed(sources[0].content, sources[:1], "verified")
+    if not sources and bot.no_context_use_message:
+        return _Fixed(bot.no_context_message, [], "no_context")
+    return None
 
 
 def _first(*values: float | None) -> float:

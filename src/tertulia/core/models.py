@@ -11,13 +11,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tertulia.core.catalog import PROVIDERS, TASK_KINDS, ModelChoice, check_choice, check_provider, route
+from tertulia.core.catalog import (
+    KNOWN_MODELS,
+    PROVIDERS,
+    TASK_KINDS,
+    ModelChoice,
+    check_choice,
+    check_provider,
+    route,
+)
 from tertulia.core.errors import Invalid, NotFound
 from tertulia.core.principal import Principal, owned
 from tertulia.providers.base import Credentials, Embedder
-from tertulia.store.tables import AccountModel, Bot, KnowledgeBase, ProviderCredential
+from tertulia.store.tables import AccountModel, Bot, CatalogModel, KnowledgeBase, ProviderCredential
 
 if TYPE_CHECKING:
     from tertulia.providers.registry import ModelRegistry
@@ -285,3 +294,78 @@ async def embedder_for_base(
     if choice is None:
         return registry.embedder(None)
     return registry.embedder(choice, await credentials_for(session, base.account_id, choice.provider))
+
+
+# --- numbered models: every model the server can use, each with a stable integer ------------
+
+
+async def _configured_providers(
+    session: AsyncSession, actor: Principal, registry: "ModelRegistry"
+) -> list[str]:
+    stored = set(
+        await session.scalars(
+            select(ProviderCredential.provider).where(ProviderCredential.account_id == actor.account_id)
+        )
+    )
+    return [
+        provider for provider in KNOWN_MODELS if provider in stored or registry.server_configured(provider)
+    ]
+
+
+async def numbered_models(
+    session: AsyncSession, actor: Principal, registry: "ModelRegistry"
+) -> list[CatalogModel]:
+    """The models this account can use — local ones installed here, and the well-known ones
+    of each provider configured on the server or for the account — each with its number.
+
+    A number is given the first time a model is listed and never changes or moves to
+    another model (CriaBot names models by these numbers).
+    """
+    actor.require("models:read")
+    wanted = [
+        *registry.local_models(),
+        *(
+            ModelChoice(provider, model_id, task_type)
+            for provider in await _configured_providers(session, actor, registry)
+            for model_id, task_type in KNOWN_MODELS[provider]
+        ),
+    ]
+    keys = {(choice.provider, choice.model_id, choice.task_type) for choice in wanted}
+    rows = list(await session.scalars(select(CatalogModel).order_by(CatalogModel.id)))
+    known = {(row.provider, row.model_id, row.task_type) for row in rows}
+    missing = [
+        choice for choice in wanted if (choice.provider, choice.model_id, choice.task_type) not in known
+    ]
+    if missing:
+        for choice in missing:
+            session.add(
+                CatalogModel(provider=choice.provider, model_id=choice.model_id, task_type=choice.task_type)
+            )
+        try:
+            await session.commit()
+        except IntegrityError:  # another request numbered them first: theirs stand
+            await session.rollback()
+        rows = list(await session.scalars(select(CatalogModel).order_by(CatalogModel.id)))
+    return [row for row in rows if (row.provider, row.model_id, row.task_type) in keys]
+
+
+async def numbered_model(
+    session: AsyncSession,
+    actor: Principal,
+    registry: "ModelRegistry",
+    number: int,
+    task_type: str,
+    field: str,
+) -> ModelChoice:
+    """The model numbered `number`, which must serve `task_type`'s kind and be usable here."""
+    for row in await numbered_models(session, actor, registry):
+        if row.id == number:
+            if TASK_KINDS.get(row.task_type) != TASK_KINDS[task_type]:
+                raise Invalid(
+                    f"model {number} is a {row.task_type} model, not a {task_type} model",
+                    {"field": field, "model_id": number},
+                )
+            return ModelChoice(row.provider, row.model_id, task_type)
+    raise NotFound(
+        f"there is no model numbered {number} on this server", {"field": field, "model_id": number}
+    )

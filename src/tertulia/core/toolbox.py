@@ -2,8 +2,8 @@
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tertulia.core.bots import get_bot
-from tertulia.core.catalog import TASK_KINDS, ModelChoice, check_choice
+from tertulia.core.bots import get_bot, update_bot
+from tertulia.core.catalog import ModelChoice
 from tertulia.core.errors import NotFound
 from tertulia.core.principal import Principal
 from tertulia.store.tables import ModelSpec
@@ -11,18 +11,8 @@ from tertulia.store.tables import ModelSpec
 
 async def set_model(session: AsyncSession, actor: Principal, bot_id: str, choice: ModelChoice) -> ModelSpec:
     """Routes `choice.task_type` for this bot to a model; replaces an earlier route for it."""
-    actor.require("bots:write")
-    bot = await get_bot(session, actor, bot_id)
-    check_choice(choice)
-    spec = next((spec for spec in bot.models if spec.task_type == choice.task_type), None)
-    if spec is None:
-        spec = ModelSpec(account_id=bot.account_id, bot_id=bot.id, task_type=choice.task_type)
-        bot.models.append(spec)
-    spec.kind = TASK_KINDS[choice.task_type]
-    spec.provider = choice.provider
-    spec.model_id = choice.model_id
-    await session.commit()
-    return spec
+    bot = await update_bot(session, actor, bot_id, {}, models=[choice])
+    return next(spec for spec in bot.models if spec.task_type == choice.task_type)
 
 
 async def list_models(session: AsyncSession, actor: Principal, bot_id: str) -> list[ModelSpec]:

@@ -125,6 +125,8 @@ class Bot(Timestamps, Base):
     __tablename__ = "bots"
     __table_args__ = (UniqueConstraint("account_id", "name", name="uq_bots_account_name"),)
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("bot"))
+    # A small integer for faces whose ids are numbers (CriaBot's `info.id`), unique server-wide.
+    number: Mapped[int | None] = mapped_column(Integer, index=True, unique=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(128))
     description: Mapped[str] = mapped_column(Text, default="")
@@ -337,3 +339,32 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+
+class CatalogModel(Base):
+    """A model the server can use, numbered once and for good (CriaBot's `llm_model_id` …).
+
+    Server-wide, like ServerState: a number names the same model for every account.
+    """
+
+    __tablename__ = "catalog_models"
+    __table_args__ = (
+        UniqueConstraint("provider", "model_id", "task_type", name="uq_catalog_models_provider_model_task"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    model_id: Mapped[str] = mapped_column(String(256))
+    task_type: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Chat(Base):
+    """A chat session started before its bot is known (CriaBot's /bots/chats/start): bound to
+    a bot and a conversation by its first message."""
+
+    __tablename__ = "chats"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("chat"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    bot_id: Mapped[str | None] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"), index=True)
+    conversation_id: Mapped[str | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

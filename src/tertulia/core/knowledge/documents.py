@@ -9,22 +9,24 @@ replaces it when its job finishes: until then searches see the old version.
 
 import hashlib
 import json
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.core.bots import get_bot
-from tertulia.core.errors import Invalid, NotFound, PayloadTooLarge
+from tertulia.core.errors import Conflict, Invalid, NotFound, PayloadTooLarge
 from tertulia.core.knowledge.bases import get_knowledge_base
-from tertulia.core.knowledge.parsing import precheck
+from tertulia.core.knowledge.parsing import parse_nodes, parse_qa, precheck
 from tertulia.core.knowledge.vectors import VectorIndex
 from tertulia.core.paging import Page, count_rows
-from tertulia.core.principal import Principal, find_owned
+from tertulia.core.principal import Principal, find_owned, owned
 from tertulia.jobs import JobRunner
-from tertulia.store.tables import Document, Job, KnowledgeBase, utcnow
+from tertulia.store.tables import Chunk, Document, Job, KnowledgeBase, utcnow
 
 SOURCE_TYPES = ("file", "url", "text", "nodes", "qa")
 MAX_NAME = 512
@@ -64,6 +66,24 @@ def _check(upload: Upload, max_bytes: int) -> None:
         raise PayloadTooLarge(f"{name!r} is larger than {max_bytes} bytes", {"max_bytes": max_bytes})
     if len(json.dumps(upload.metadata, default=str)) > MAX_METADATA_BYTES:
         raise Invalid("metadata is too large", {"field": "metadata", "max_bytes": MAX_METADATA_BYTES})
+    if upload.source_type in ("nodes", "qa"):
+        _check_structured(upload)
+
+
+def _check_structured(upload: Upload) -> None:
+    """Nodes and Q&A pairs are read at once: malformed ones are a 400, not a failed job."""
+    try:
+        items = json.loads(upload.data)
+    except ValueError as error:
+        raise Invalid(f"{upload.name!r} is not valid JSON", {"field": "content"}) from error
+    if upload.source_type == "nodes":
+        parse_nodes(items)
+        return
+    if not isinstance(items, list) or not all(
+        isinstance(pair, list | tuple) and len(pair) == 2 for pair in items
+    ):
+        raise Invalid("questions come as [question, answer] pairs", {"field": "content"})
+    parse_qa([(str(question), str(answer)) for question, answer in items])
 
 
 async def add_document(
@@ -166,20 +186,102 @@ async def delete_document(
     await session.commit()
 
 
+async def find_document(
+    session: AsyncSession, actor: Principal, base_id: str, name: str, source_types: Sequence[str]
+) -> Document:
+    """The base's document called `name`, among those of these source types."""
+    base = await get_knowledge_base(session, actor, base_id)
+    document = await session.scalar(
+        select(Document).where(
+            Document.knowledge_base_id == base.id,
+            Document.name == name.strip(),
+            Document.source_type.in_(source_types),
+        )
+    )
+    if document is None:
+        raise NotFound(f"there is no document named {name!r}", {"field": "document_name"})
+    return document
+
+
+async def expect_document(
+    session: AsyncSession,
+    actor: Principal,
+    base_id: str,
+    name: str,
+    source_types: Sequence[str],
+    exists: bool,
+) -> None:
+    """Refuses to add a name that is taken (a Conflict) or to update one that is not (NotFound)."""
+    try:
+        await find_document(session, actor, base_id, name, source_types)
+    except NotFound:
+        if exists:
+            raise NotFound(f"there is no {name!r} to update", {"field": "file_name"}) from None
+        return
+    if not exists:
+        raise Conflict(f"{name!r} already exists: update it instead", {"field": "file_name"})
+
+
+async def document_names(
+    session: AsyncSession, actor: Principal, base_id: str, source_types: Sequence[str]
+) -> list[str]:
+    base = await get_knowledge_base(session, actor, base_id)
+    rows = await session.scalars(
+        select(Document.name)
+        .where(Document.knowledge_base_id == base.id, Document.source_type.in_(source_types))
+        .order_by(Document.created_at, Document.id)
+    )
+    return list(rows)
+
+
+async def document_tokens(session: AsyncSession, actor: Principal, document: Document) -> int:
+    """Tokens embedded for the live version of a document (CriaBot's `token_usage`)."""
+    actor.require("knowledge:read")
+    total = await session.scalar(
+        select(func.coalesce(func.sum(Chunk.tokens), 0)).where(
+            Chunk.document_id == document.id, Chunk.generation == document.generation
+        )
+    )
+    return int(total or 0)
+
+
+async def finished_job(session: AsyncSession, actor: Principal, job_id: str, timeout_seconds: float) -> Job:
+    """The job once it is done or failed, or as it stands when the time is up."""
+    deadline = time.monotonic() + timeout_seconds
+    pause = 0.05
+    while True:
+        job = await session.scalar(
+            owned(actor, Job).where(Job.id == job_id).execution_options(populate_existing=True)
+        )
+        await session.commit()  # ends the read, so that the next one sees the runner's commits
+        if job is None:
+            raise NotFound("job not found")
+        if job.status in ("done", "failed") or time.monotonic() >= deadline:
+            return job
+        await anyio.sleep(pause)
+        pause = min(pause * 1.5, 0.5)
+
+
 async def get_job(session: AsyncSession, actor: Principal, job_id: str) -> Job:
     actor.require("knowledge:read")
     return await find_owned(session, actor, Job, Job.id == job_id, missing="job not found")
 
 
-async def bot_knowledge_base(session: AsyncSession, actor: Principal, bot_id: str) -> KnowledgeBase:
+async def bot_knowledge_base(
+    session: AsyncSession, actor: Principal, bot_id: str, embedding_model: str | None = None
+) -> KnowledgeBase:
     """The bot's own knowledge base, where documents given to the bot itself live (Bytchat's
-    /train, CriaBot's documents and questions): made on first use and linked to the bot, so
-    the one retrieval path serves it like any other base."""
+    /train, CriaBot's documents and questions): made on first use (embedding with
+    `embedding_model`, else the server's default) and linked to the bot, so the one
+    retrieval path serves it like any other base."""
     bot = await get_bot(session, actor, bot_id)
     base = await session.scalar(select(KnowledgeBase).where(KnowledgeBase.owner_bot_id == bot.id))
     if base is None:
         base = KnowledgeBase(
-            account_id=bot.account_id, name=f"{bot.name} — own documents"[:128], owner_bot_id=bot.id
+            account_id=bot.account_id,
+            name=f"{bot.name} — own documents"[:128],
+            owner_bot_id=bot.id,
+            embedding_model=embedding_model,
         )
         session.add(base)
         bot.knowledge_bases.append(base)

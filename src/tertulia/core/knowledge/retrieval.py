@@ -291,8 +291,11 @@ class Retriever:
         sources = await rerank(query.text, found.sources, reranker, query.top_k, query.min_score)
         return Found(sources, time.perf_counter() - started)
 
-    async def for_bot(self, bot: Bot, question: str) -> list[Source]:
-        bases = list(bot.knowledge_bases)
+    async def for_bot(self, bot: Bot, question: str, also_from: Sequence[Bot] = ()) -> list[Source]:
+        """The sources for `bot`'s question, from its bases and those of `also_from` (bots the
+        caller may reach: CriaBot's extra_bots), with `bot`'s retrieval settings."""
+        unique = {base.id: base for other in (bot, *also_from) for base in other.knowledge_bases}
+        bases = list(unique.values())
         if not bases:
             return []
         found: list[Source] = []

@@ -47,6 +47,14 @@ class ModelsPublic(BaseModel):
     local: list[ModelPublic] = Field(description="Packaged models installed on this server")
 
 
+class NumberedModelPublic(ModelPublic):
+    id: int = Field(description="The model's number, stable on this server (CriaBot's model ids)")
+
+
+class CatalogPublic(BaseModel):
+    models: list[NumberedModelPublic]
+
+
 class DefaultModelUpdate(RequestModel):
     provider: Identifier
     model: Annotated[str, Field(min_length=1, max_length=256)]
@@ -136,6 +144,20 @@ async def list_models(principal: CurrentPrincipal, session: SessionDep, runtime:
             ModelPublic(provider=choice.provider, model=choice.model_id, task_type=choice.task_type)
             for choice in runtime.models.local_models()
         ],
+    )
+
+
+@router.get("/models/catalog")
+async def model_catalog(
+    principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep
+) -> CatalogPublic:
+    """Every model this account can use, local or from a configured provider, numbered."""
+    rows = await models.numbered_models(session, principal, runtime.models)
+    return CatalogPublic(
+        models=[
+            NumberedModelPublic(id=row.id, provider=row.provider, model=row.model_id, task_type=row.task_type)
+            for row in rows
+        ]
     )
 
 
