@@ -295,7 +295,7 @@ class ChatEngine:
                 await require_quota(session, actor.account_id, self._quota_for(actor.account.plan))
                 resolved = await resolve(session, bot, chat_task(bot, question.content))
             model, provider = self._model(resolved)
-            knows = any(other.knowledge_bases for other in (bot, *extra))
+            knows = await self._retriever.knows(bot, extra)
             found = await self._retriever.for_bot(bot, question.content, extra) if knows else []
             system, sources = await grounded_prompt(model, bot, found) if knows else (system_prompt(bot), [])
             turns, prompt_tokens = await fit_prompt(
@@ -388,7 +388,7 @@ class ChatEngine:
                 else:
                     raise Invalid("name a bot or a model", {"field": "model"})
             model, provider = self._model(resolved)
-            knows = bot is not None and any(other.knowledge_bases for other in (bot, *extra))
+            knows = bot is not None and await self._retriever.knows(bot, extra)
             sources: list[Source] = []
             system = system_prompt(bot, instructions)
             if knows:

@@ -192,11 +192,13 @@ async def find_document(
     """The base's document called `name`, among those of these source types."""
     base = await get_knowledge_base(session, actor, base_id)
     document = await session.scalar(
-        select(Document).where(
+        select(Document)
+        .where(
             Document.knowledge_base_id == base.id,
             Document.name == name.strip(),
             Document.source_type.in_(source_types),
         )
+        .execution_options(populate_existing=True)  # as it stands now, after a job's commits
     )
     if document is None:
         raise NotFound(f"there is no document named {name!r}", {"field": "document_name"})

@@ -291,6 +291,18 @@ class Retriever:
         sources = await rerank(query.text, found.sources, reranker, query.top_k, query.min_score)
         return Found(sources, time.perf_counter() - started)
 
+    async def knows(self, bot: Bot, also_from: Sequence[Bot] = ()) -> bool:
+        """Whether these bots' knowledge bases hold anything searchable at all: a bot whose
+        bases are empty answers as a bot without knowledge, not with its no-context message."""
+        base_ids = [base.id for other in (bot, *also_from) for base in other.knowledge_bases]
+        if not base_ids:
+            return False
+        async with self._database.session() as session:
+            found = await session.scalar(
+                select(Chunk.id).where(Chunk.knowledge_base_id.in_(base_ids)).limit(1)
+            )
+        return found is not None
+
     async def for_bot(self, bot: Bot, question: str, also_from: Sequence[Bot] = ()) -> list[Source]:
         """The sources for `bot`'s question, from its bases and those of `also_from` (bots the
         caller may reach: CriaBot's extra_bots), with `bot`'s retrieval settings."""
