@@ -208,14 +208,14 @@ async def test_training_accepts_only_txt_files_and_stores_nothing_else(
         files={"file": ("manual.pdf", b"%PDF-1.7 not really", "application/pdf")},
     )
     assert response.status_code == 400 and ".txt" in response.json()["detail"]
-    seen = (await client.get(f"/api/v1/bots/{bot['id']}", headers=ana.headers)).json()
-    assert seen["knowledge_base_ids"] == []
     no_file = await client.post(f"/bots/{bot['id']}/train", headers=ana.headers)
     assert no_file.status_code == 422 and no_file.json()["detail"][0]["loc"] == ["body", "file"]
     empty = await client.post(
         f"/bots/{bot['id']}/train", headers=ana.headers, files={"file": ("vacio.txt", b"", "text/plain")}
     )
     assert empty.status_code == 400
+    seen = (await client.get(f"/api/v1/bots/{bot['id']}", headers=ana.headers)).json()
+    assert seen["knowledge_base_ids"] == []  # no knowledge base was made for refused files
 
 
 async def test_bad_requests_get_fastapi_errors(client: httpx.AsyncClient, ana: BytchatUser, beto) -> None:
@@ -247,3 +247,17 @@ async def test_bad_requests_get_fastapi_errors(client: httpx.AsyncClient, ana: B
     assert bad_body.status_code == 422 and bad_body.json()["detail"][0]["loc"] == ["body", "name"]
     nothing = await client.put(f"/bots/{bot['id']}", headers=ana.headers, json={})
     assert nothing.status_code == 400
+
+
+async def test_an_oversized_training_file_is_refused(make_client) -> None:
+    client = await make_client(max_upload_bytes=2048)
+    ana = await sign_up(client, "ana@ejemplo.com")
+    bot = await new_bot(client, ana)
+    response = await client.post(
+        f"/bots/{bot['id']}/train",
+        headers=ana.headers,
+        files={"file": ("grande.txt", b"palabra " * 1000, "text/plain")},
+    )
+    assert response.status_code == 413 and isinstance(response.json()["detail"], str)
+    seen = (await client.get(f"/api/v1/bots/{bot['id']}", headers=ana.headers)).json()
+    assert seen["knowledge_base_ids"] == []

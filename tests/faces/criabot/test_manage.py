@@ -160,3 +160,19 @@ async def test_criabot_and_bytchat_paths_never_cross_whatever_the_bot_is_called(
     assert_envelope(await client.post("/bots/chats/start", headers=cria.user.headers), 401, "UNAUTHORIZED")
     started = assert_envelope(await client.post("/bots/chats/start", headers=cria.headers))
     assert started["chat_id"]
+
+
+async def test_health_docs_and_openapi_as_the_document_says(client: httpx.AsyncClient) -> None:
+    health = await client.get("/health")
+    assert health.status_code == 200
+    body = health.json()
+    assert body["status"] == "ok" and body["uptime"] >= 0 and body["version"]
+    docs = await client.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    spec = (await client.get("/openapi.json")).json()
+    for path in (
+        "/bots/{bot_name}/manage/create",
+        "/bots/chats/{chat_id}/send",
+        "/bots/{bot_name}/questions/list",
+    ):
+        assert path in spec["paths"]

@@ -70,6 +70,20 @@ def _check(upload: Upload, max_bytes: int) -> None:
         _check_structured(upload)
 
 
+async def _checked(upload: Upload, max_bytes: int, max_unpacked_bytes: int) -> None:
+    _check(upload, max_bytes)
+    if upload.source_type == "file":
+        await anyio.to_thread.run_sync(
+            lambda: precheck(
+                upload.data,
+                upload.name,
+                upload.media_type,
+                max_bytes=max_bytes,
+                max_unpacked_bytes=max_unpacked_bytes,
+            )
+        )
+
+
 def _check_structured(upload: Upload) -> None:
     """Nodes and Q&A pairs are read at once: malformed ones are a 400, not a failed job."""
     try:
@@ -95,6 +109,7 @@ async def add_document(
     *,
     max_bytes: int,
     max_unpacked_bytes: int,
+    checked: bool = False,
 ) -> Accepted:
     """Queues `upload` for ingestion into the base; replaces a document of the same name.
 
@@ -103,17 +118,8 @@ async def add_document(
     """
     actor.require("knowledge:write")
     base = await get_knowledge_base(session, actor, base_id)
-    _check(upload, max_bytes)
-    if upload.source_type == "file":
-        await anyio.to_thread.run_sync(
-            lambda: precheck(
-                upload.data,
-                upload.name,
-                upload.media_type,
-                max_bytes=max_bytes,
-                max_unpacked_bytes=max_unpacked_bytes,
-            )
-        )
+    if not checked:
+        await _checked(upload, max_bytes, max_unpacked_bytes)
     name = upload.name.strip()
     document = await session.scalar(
         select(Document).where(Document.knowledge_base_id == base.id, Document.name == name)
@@ -184,6 +190,33 @@ async def delete_document(
     if base is not None:
         base.index_version += 1
     await session.commit()
+
+
+async def add_bot_document(
+    session: AsyncSession,
+    actor: Principal,
+    bot_id: str,
+    upload: Upload,
+    jobs: JobRunner,
+    *,
+    max_bytes: int,
+    max_unpacked_bytes: int,
+) -> Accepted:
+    """`add_document` into the bot's own knowledge base, which is made only once the upload
+    has passed its checks: a refused upload leaves nothing behind."""
+    await get_bot(session, actor, bot_id)
+    await _checked(upload, max_bytes, max_unpacked_bytes)
+    base = await bot_knowledge_base(session, actor, bot_id)
+    return await add_document(
+        session,
+        actor,
+        base.id,
+        upload,
+        jobs,
+        max_bytes=max_bytes,
+        max_unpacked_bytes=max_unpacked_bytes,
+        checked=True,
+    )
 
 
 async def find_document(

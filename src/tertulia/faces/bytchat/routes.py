@@ -144,12 +144,11 @@ async def train(
     name = PurePath(clean(file.filename or "", "file")).name
     if PurePath(name).suffix.lower() != ".txt":
         raise Invalid("only plain-text .txt files can be used for training", {"field": "file"})
-    base = await documents.bot_knowledge_base(session, principal, bot_id)
     data = await file.read(runtime.settings.max_upload_bytes + 1)
-    accepted = await documents.add_document(
+    accepted = await documents.add_bot_document(
         session,
         principal,
-        base.id,
+        bot_id,
         documents.Upload("file", name, data, "text/plain"),
         runtime.jobs,
         max_bytes=runtime.settings.max_upload_bytes,
