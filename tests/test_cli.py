@@ -115,11 +115,16 @@ def test_the_readme_walk_through_works_as_written(server: str, tmp_path: Path) -
     blocks = re.findall(r"```sh\n(.*?)```", README.read_text(), flags=re.S)
     walk = next(block for block in blocks if "BASE=" in block)
     keys = next(block for block in blocks if "api-keys" in block)
-    script = walk.replace("BASE=http://127.0.0.1:8000", f"BASE={server}") + keys
+    bytchat = next(block for block in blocks if "/token" in block)
+    script = walk.replace("BASE=http://127.0.0.1:8000", f"BASE={server}") + keys + bytchat
     result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=120
+        ["bash", "-euo", "pipefail", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stderr + result.stdout[-2000:]
     compact = result.stdout.replace(" ", "")
     assert '"total":1' in compact and '"name":"Helpdesk"' in compact
     lines = result.stdout.splitlines()
@@ -130,3 +135,5 @@ def test_the_readme_walk_through_works_as_written(server: str, tmp_path: Path) -
         json.loads(line[6:])["choices"][0]["delta"].get("content") or "" for line in chunks[:-1]
     )
     assert '"key":"tk_' in compact
+    assert '"email":"lucia@example.com"' in compact  # Bytchat's sign-up; its chat answered last
+    assert result.stdout.rstrip().splitlines()[-1].strip()

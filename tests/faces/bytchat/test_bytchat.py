@@ -164,6 +164,13 @@ async def test_training_runs_in_the_background_and_the_chat_streams_a_grounded_a
     client: httpx.AsyncClient, ana: BytchatUser, database: Database, tmp_path: Path
 ) -> None:
     bot = await new_bot(client, ana, name="Faro")
+    # Greedy decoding (set through ChatAgent: Bytchat has no field for it), for a steady answer.
+    steady = await client.put(
+        f"/api/v1/bots/{bot['id']}",
+        headers=ana.headers,
+        json={"llm_config": {"temperature": 0, "max_tokens": 40}},
+    )
+    assert steady.status_code == 200, steady.text
     job = await trained(
         client, ana, bot["id"], "faro.txt", "El faro de Punta Gris se enciende cada noche a las 21:40."
     )
