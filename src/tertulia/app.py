@@ -7,7 +7,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from tertulia import __version__
-from tertulia.faces import bytchat, chatagent, criabot, health, openai
+from tertulia.faces import agentv2, bytchat, chatagent, criabot, health, openai
 from tertulia.faces.errors import install_error_handlers
 from tertulia.faces.inputs import refuse_nul_in_url
 from tertulia.faces.request_context import RequestContextMiddleware
@@ -36,10 +36,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(chatagent.router)
     app.include_router(openai.router)
+    app.include_router(agentv2.router)
     app.include_router(criabot.router)
     app.include_router(bytchat.router)
     # CriaBot's /bots/... shapes are claimed before Bytchat's /bots/...
-    install_error_handlers(app, [chatagent.dialect, openai.dialect, criabot.dialect, bytchat.dialect])
+    install_error_handlers(
+        app, [chatagent.dialect, openai.dialect, agentv2.dialect, criabot.dialect, bytchat.dialect]
+    )
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_upload_bytes)
     if settings.cors_origins:
         app.add_middleware(

@@ -103,10 +103,15 @@ async def test_embeds_in_order_whatever_order_the_reply_lists(
 
 
 async def test_refuses_vectors_of_the_wrong_size(standin: StandIn, http: httpx.AsyncClient) -> None:
-    embedder = OpenAICompatibleEmbedder("text-embedding-3-small", API_KEY, standin.url + "/v1", http)
+    # Configured for 1536 numbers; the server's nomic-embed-text returns 8.
+    embedder = OpenAICompatibleEmbedder(
+        "nomic-embed-text", API_KEY, standin.url + "/v1", http, dimension=1536
+    )
     assert embedder.dimension == 1536
     with pytest.raises(UpstreamFailed, match=r"returned embeddings of 8 numbers .* configured for 1536"):
         await embedder.embed(["rain"], "query")
+    known = OpenAICompatibleEmbedder("text-embedding-3-small", API_KEY, standin.url + "/v1", http)
+    assert len((await known.embed(["rain"], "query"))[0]) == known.dimension == 1536
 
 
 async def test_learns_the_dimension_of_an_unknown_model(standin: StandIn, http: httpx.AsyncClient) -> None:

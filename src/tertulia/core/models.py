@@ -228,6 +228,38 @@ async def model_catalog(
     return named
 
 
+# --- a chat model named by a client (Agent v2's modelName) ------------------------------------
+
+_CHAT_FAMILIES = (
+    ("gpt-", "openai"),
+    ("chatgpt-", "openai"),
+    ("o1", "openai"),
+    ("o3", "openai"),
+    ("o4", "openai"),
+    ("claude-", "anthropic"),
+    ("gemini-", "google"),
+)
+
+
+def chat_choice(name: str, local: Sequence[ModelChoice]) -> ModelChoice:
+    """`provider/model`, an installed local model's id, or a well-known provider's model name
+    (gpt-4o, claude-…, gemini-…), as the chat model it names."""
+    name = name.strip()
+    provider, slash, model_id = name.partition("/")
+    if slash and provider in PROVIDERS and model_id:
+        return ModelChoice(provider, model_id, "chat")
+    for choice in local:
+        if choice.task_type == "chat" and choice.model_id == name:
+            return choice
+    for prefix, family in _CHAT_FAMILIES:
+        if name.startswith(prefix):
+            return ModelChoice(family, name, "chat")
+    raise Invalid(
+        f"unknown model {name!r}; name it as provider/model",
+        {"field": "modelName", "providers": list(PROVIDERS)},
+    )
+
+
 # --- embedding models named by a knowledge base -------------------------------------------
 
 _EMBEDDING_FAMILIES = (

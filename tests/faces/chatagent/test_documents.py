@@ -275,9 +275,9 @@ async def test_a_url_to_this_machine_is_refused(client, alice) -> None:
         headers=alice.headers,
         json={"url": "http://127.0.0.1:9/secret"},
     )
-    assert response.status_code == 202
-    job = await finished(client, alice, response.json()["job"]["id"])
-    assert job["status"] == "failed" and "127.0.0.1" in job["error"], job
+    assert response.status_code == 400 and "127.0.0.1" in response.json()["error"]["message"]
+    listed = await client.get(f"/api/v1/knowledge/bases/{base_id}/documents", headers=alice.headers)
+    assert listed.json()["total"] == 0  # refused at once: nothing stored
 
 
 async def test_the_bot_answers_from_its_documents_and_cites_them(client, alice) -> None:

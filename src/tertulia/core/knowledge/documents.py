@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tertulia.core.bots import get_bot
 from tertulia.core.errors import Conflict, Invalid, NotFound, PayloadTooLarge
 from tertulia.core.knowledge.bases import get_knowledge_base
+from tertulia.core.knowledge.fetching import check_url
 from tertulia.core.knowledge.parsing import parse_nodes, parse_qa, precheck
 from tertulia.core.knowledge.vectors import VectorIndex
 from tertulia.core.paging import Page, count_rows
@@ -70,8 +71,12 @@ def _check(upload: Upload, max_bytes: int) -> None:
         _check_structured(upload)
 
 
-async def _checked(upload: Upload, max_bytes: int, max_unpacked_bytes: int) -> None:
+async def _checked(
+    upload: Upload, max_bytes: int, max_unpacked_bytes: int, allow_private_urls: bool = False
+) -> None:
     _check(upload, max_bytes)
+    if upload.source_type == "url" and upload.url:
+        await check_url(upload.url, allow_private=allow_private_urls)
     if upload.source_type == "file":
         await anyio.to_thread.run_sync(
             lambda: precheck(
@@ -110,6 +115,7 @@ async def add_document(
     max_bytes: int,
     max_unpacked_bytes: int,
     checked: bool = False,
+    allow_private_urls: bool = False,
 ) -> Accepted:
     """Queues `upload` for ingestion into the base; replaces a document of the same name.
 
@@ -119,7 +125,7 @@ async def add_document(
     actor.require("knowledge:write")
     base = await get_knowledge_base(session, actor, base_id)
     if not checked:
-        await _checked(upload, max_bytes, max_unpacked_bytes)
+        await _checked(upload, max_bytes, max_unpacked_bytes, allow_private_urls)
     name = upload.name.strip()
     document = await session.scalar(
         select(Document).where(Document.knowledge_base_id == base.id, Document.name == name)

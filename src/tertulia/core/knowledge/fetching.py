@@ -129,6 +129,14 @@ async def _fetch(url: str, client: httpx.AsyncClient, limits: FetchLimits, allow
     raise UpstreamFailed(f"fetching {url} failed: more than {limits.max_redirects} redirects")
 
 
+async def check_url(url: str, *, allow_private: bool = False) -> None:
+    """Refuses at once a URL that cannot be fetched: not http(s), no host, a host that does
+    not resolve or resolves to a private or local address. The fetch checks again, on the
+    addresses it connects to (a name may resolve differently by then)."""
+    parsed = _parse_url(url)
+    await _addresses(parsed, allow_private)
+
+
 def _parse_url(url: str) -> httpx.URL:
     try:
         parsed = httpx.URL(url)
@@ -143,10 +151,8 @@ def _parse_url(url: str) -> httpx.URL:
     return parsed
 
 
-async def _send(
-    url: httpx.URL, client: httpx.AsyncClient, limits: FetchLimits, allow_private: bool
-) -> httpx.Response:
-    """Sends the request to each checked address of the host in turn until one connects."""
+async def _addresses(url: httpx.URL, allow_private: bool) -> list[str]:
+    """The host's addresses, every one of them public unless private ones are allowed."""
     host = url.raw_host.decode("ascii")
     try:
         addresses = await resolve_host(host, url.port or (443 if url.scheme == "https" else 80))
@@ -162,6 +168,15 @@ async def _send(
                     "only public internet addresses can be fetched",
                     {"host": host},
                 )
+    return addresses
+
+
+async def _send(
+    url: httpx.URL, client: httpx.AsyncClient, limits: FetchLimits, allow_private: bool
+) -> httpx.Response:
+    """Sends the request to each checked address of the host in turn until one connects."""
+    host = url.raw_host.decode("ascii")
+    addresses = await _addresses(url, allow_private)
     is_name = not _is_ip(host)
     failure: httpx.HTTPError | None = None
     for address in addresses:

@@ -133,6 +133,7 @@ async def _queue(
         runtime.jobs,
         max_bytes=settings.max_upload_bytes,
         max_unpacked_bytes=settings.max_unpacked_bytes,
+        allow_private_urls=settings.allow_private_urls,
     )
     return _accepted(accepted)
 

@@ -1,0 +1,124 @@
+"""Lead capture and handing a conversation to a person (Agent v2's `lead-capture` and
+`request-human` tools, as a bot's plugins).
+
+A contact is kept in the conversation's metadata (`contact`), merged field by field as it
+arrives: from the client (Agent v2's `contact`), or, with lead capture on, from what the
+visitor writes (an email address, a phone number). A request for a person marks the
+conversation `human_requested` and `unresolved`, so that an operator's list shows it.
+
+Until the chat engine calls tools (the tools issue), both tools read the visitor's message
+themselves: an email or phone number in it is captured, and an explicit request for a
+person, in English, Spanish, Portuguese or Chinese, is a handoff.
+"""
+
+import re
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tertulia.core.conversations import add_message, get_conversation
+from tertulia.core.errors import Invalid
+from tertulia.core.principal import Principal
+from tertulia.store.tables import Bot, Conversation, Message, utcnow
+
+CONTACT_FIELDS = {"email": 320, "firstName": 128, "lastName": 128, "phoneNumber": 64}
+HANDOFF_REPLY = "I have asked a person from our team to join this conversation; they will answer here."
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+_PHONE = re.compile(r"(?<![\w+])\+?\d[\d\s().-]{6,}\d")
+_HUMAN = re.compile(
+    r"\b(human|real person|a person|someone real|live agent|operator|"
+    r"humano|una persona|persona real|un agente|operador|atendente|pessoa)\b|人工|真人|客服",
+    re.IGNORECASE,
+)
+_ASKING = re.compile(
+    r"\b(talk|speak|chat|connect|transfer|want|need|hablar|quiero|necesito|comunicar|pasar|falar|quero)\b"
+    r"|转|找|要",
+    re.IGNORECASE,
+)
+
+
+def contact_in(text: str) -> dict[str, str]:
+    """The email address and phone number a visitor wrote, if any."""
+    found: dict[str, str] = {}
+    if email := _EMAIL.search(text):
+        found["email"] = email.group(0)
+    for candidate in _PHONE.finditer(_EMAIL.sub(" ", text)):
+        number = re.sub(r"[\s().-]", "", candidate.group(0))
+        # "+" and 7 digits or more, else 9 or more: dates and order numbers are not phones.
+        if len(number.lstrip("+")) >= (7 if number.startswith("+") else 9):
+            found["phoneNumber"] = number
+            break
+    return found
+
+
+def asks_for_human(text: str) -> bool:
+    return bool(_HUMAN.search(text) and _ASKING.search(text))
+
+
+def check_contact(contact: dict[str, Any]) -> dict[str, str]:
+    clean: dict[str, str] = {}
+    for name, value in contact.items():
+        if value is None:
+            continue
+        if name not in CONTACT_FIELDS:
+            raise Invalid(f"unknown contact field {name!r}", {"field": f"contact.{name}"})
+        if not isinstance(value, str) or len(value) > CONTACT_FIELDS[name]:
+            raise Invalid(f"contact.{name} must be text of at most {CONTACT_FIELDS[name]} characters")
+        if name == "email" and value and not _EMAIL.fullmatch(value):
+            raise Invalid("contact.email is not an email address", {"field": "contact.email"})
+        if value.strip():
+            clean[name] = value.strip()
+    return clean
+
+
+async def keep_contact(
+    session: AsyncSession, actor: Principal, conversation_id: str, contact: dict[str, str]
+) -> Conversation:
+    """Merges `contact` into the conversation's; later values win field by field."""
+    conversation = await get_conversation(session, actor, conversation_id)
+    if contact:
+        conversation.meta = {
+            **conversation.meta,
+            "contact": {**conversation.meta.get("contact", {}), **contact},
+        }
+        conversation.updated_at = utcnow()
+        await session.commit()
+    return conversation
+
+
+async def request_human(session: AsyncSession, actor: Principal, conversation_id: str) -> Conversation:
+    conversation = await get_conversation(session, actor, conversation_id)
+    conversation.status = "unresolved"
+    conversation.meta = {**conversation.meta, "human_requested": True}
+    conversation.updated_at = utcnow()
+    await session.commit()
+    return conversation
+
+
+def uses(bot: Bot, tool: str) -> bool:
+    return tool in (bot.plugins or [])
+
+
+async def before_reply(
+    session: AsyncSession,
+    actor: Principal,
+    bot: Bot,
+    conversation_id: str,
+    text: str,
+    contact: dict[str, str],
+) -> Message | None:
+    """What the lead-capture and request-human tools do with a visitor's message before the
+    bot answers it: keep the contact (the client's, and with lead capture the one written in
+    the message), and, when a person is asked for, hand the conversation over and answer so.
+    Returns that answer (the exchange is stored), or None for the bot to answer as usual."""
+    if uses(bot, "lead-capture"):
+        contact = {**contact_in(text), **contact}
+    await keep_contact(session, actor, conversation_id, contact)
+    if not (uses(bot, "request-human") and asks_for_human(text)):
+        return None
+    await request_human(session, actor, conversation_id)
+    await add_message(session, actor, conversation_id, "user", text)
+    return await add_message(
+        session, actor, conversation_id, "assistant", HANDOFF_REPLY, metadata={"handoff": True, "sources": []}
+    )
