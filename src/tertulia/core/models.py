@@ -244,19 +244,25 @@ _CHAT_FAMILIES = (
 def chat_choice(name: str, local: Sequence[ModelChoice]) -> ModelChoice:
     """`provider/model`, an installed local model's id, or a well-known provider's model name
     (gpt-4o, claude-…, gemini-…), as the chat model it names."""
+    return _named(name, "chat", local, _CHAT_FAMILIES, "modelName")
+
+
+def _named(
+    name: str, task_type: str, local: Sequence[ModelChoice], families: Sequence[tuple[str, str]], field: str
+) -> ModelChoice:
     name = name.strip()
     provider, slash, model_id = name.partition("/")
     if slash and provider in PROVIDERS and model_id:
-        return ModelChoice(provider, model_id, "chat")
+        return ModelChoice(provider, model_id, task_type)
     for choice in local:
-        if choice.task_type == "chat" and choice.model_id == name:
+        if choice.task_type == task_type and choice.model_id == name:
             return choice
-    for prefix, family in _CHAT_FAMILIES:
+    for prefix, family in families:
         if name.startswith(prefix):
-            return ModelChoice(family, name, "chat")
+            return ModelChoice(family, name, task_type)
+    label = "embedding model" if task_type == "embedding" else "model"
     raise Invalid(
-        f"unknown model {name!r}; name it as provider/model",
-        {"field": "modelName", "providers": list(PROVIDERS)},
+        f"unknown {label} {name!r}; name it as provider/model", {"field": field, "providers": list(PROVIDERS)}
     )
 
 
@@ -279,20 +285,7 @@ def embedding_choice(name: str | None, local: Sequence[ModelChoice]) -> ModelCho
     """
     if name is None or not name.strip():
         return None
-    name = name.strip()
-    provider, slash, model_id = name.partition("/")
-    if slash and provider in PROVIDERS and model_id:
-        return ModelChoice(provider, model_id, "embedding")
-    for choice in local:
-        if choice.task_type == "embedding" and choice.model_id == name:
-            return choice
-    for prefix, family in _EMBEDDING_FAMILIES:
-        if name.startswith(prefix):
-            return ModelChoice(family, name, "embedding")
-    raise Invalid(
-        f"unknown embedding model {name!r}; name it as provider/model",
-        {"field": "embedding_model", "providers": list(PROVIDERS)},
-    )
+    return _named(name, "embedding", local, _EMBEDDING_FAMILIES, "embedding_model")
 
 
 async def check_embedding_model(
