@@ -2,6 +2,7 @@
 document's examples; indexed before the reply, replaced, deleted, and refused when wrong."""
 
 import httpx
+import pytest
 
 from tests.faces.criabot.conftest import Owner, assert_envelope, create_bot, upload_nodes
 
@@ -178,3 +179,16 @@ async def test_an_oversized_upload_is_refused(make_client, tmp_path) -> None:
     response = await client.post("/bots/bot/documents/upload", headers=cria.headers, json=body)
     assert_envelope(response, 413, "ERROR")
     assert await names(client, cria, "bot", "documents") == []
+
+
+async def test_content_still_being_indexed_when_the_wait_runs_out_is_a_202(
+    client: httpx.AsyncClient, cria: Owner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tertulia.faces.criabot import routes
+
+    await create_bot(client, cria, "slow")
+    monkeypatch.setattr(routes, "INDEX_WAIT_SECONDS", 0.0)
+    response = await client.post("/bots/slow/documents/upload", headers=cria.headers, json=DOCUMENT)
+    body = assert_envelope(response, 202, "SUCCESS")
+    assert body["document_name"] == "my-test-document.json" and body["token_usage"] == 0
+    assert "still being indexed" in body["message"]

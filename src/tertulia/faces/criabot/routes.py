@@ -10,6 +10,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, APIKeyQuery
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -305,7 +306,10 @@ async def _index(
 
 async def _indexed(
     session: AsyncSession, principal: Principal, document: documents.Document, message: str
-) -> Indexed:
+) -> Any:
+    if document.status != "ready":  # still indexing when the wait ran out: say so, as a 202
+        body = envelope(STILL_INDEXING, 202, document_name=document.name, token_usage=0)
+        return JSONResponse(body, status_code=202)
     tokens = await documents.document_tokens(session, principal, document)
     return _stamp(Indexed, message, document_name=document.name, token_usage=tokens)
 
@@ -326,37 +330,38 @@ def _questions(body: QuestionUpload) -> documents.Upload:
     return documents.Upload("qa", body.file_name, data, "application/json", metadata=metadata)
 
 
+STILL_INDEXING = "Accepted: the document is still being indexed and will be searchable once it is done."
 ADDED = "Successfully added to the index. Save the 'document_name' field to be able to update it!"
 
 
-@router.post("/bots/{bot_name}/documents/upload")
+@router.post("/bots/{bot_name}/documents/upload", response_model=Indexed)
 async def upload_document(
     bot_name: str, body: DocumentUpload, principal: Caller, session: SessionDep, runtime: RuntimeDep
-) -> Indexed:
+) -> Any:
     document = await _index(session, principal, runtime, bot_name, _nodes(body), False, DOCUMENT_TYPES)
     return await _indexed(session, principal, document, ADDED)
 
 
-@router.patch("/bots/{bot_name}/documents/update")
+@router.patch("/bots/{bot_name}/documents/update", response_model=Indexed)
 async def update_document(
     bot_name: str, body: DocumentUpload, principal: Caller, session: SessionDep, runtime: RuntimeDep
-) -> Indexed:
+) -> Any:
     document = await _index(session, principal, runtime, bot_name, _nodes(body), True, DOCUMENT_TYPES)
     return await _indexed(session, principal, document, "Successfully updated the document.")
 
 
-@router.post("/bots/{bot_name}/questions/upload")
+@router.post("/bots/{bot_name}/questions/upload", response_model=Indexed)
 async def upload_question(
     bot_name: str, body: QuestionUpload, principal: Caller, session: SessionDep, runtime: RuntimeDep
-) -> Indexed:
+) -> Any:
     document = await _index(session, principal, runtime, bot_name, _questions(body), False, QUESTION_TYPES)
     return await _indexed(session, principal, document, ADDED)
 
 
-@router.patch("/bots/{bot_name}/questions/update")
+@router.patch("/bots/{bot_name}/questions/update", response_model=Indexed)
 async def update_question(
     bot_name: str, body: QuestionUpload, principal: Caller, session: SessionDep, runtime: RuntimeDep
-) -> Indexed:
+) -> Any:
     document = await _index(session, principal, runtime, bot_name, _questions(body), True, QUESTION_TYPES)
     return await _indexed(session, principal, document, "Successfully updated the document.")
 
