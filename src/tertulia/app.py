@@ -7,7 +7,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from tertulia import __version__
-from tertulia.faces import agentv2, bytchat, chatagent, criabot, health, openai
+from tertulia.faces import agentv2, bytchat, chatagent, chatbotkit, criabot, health, openai
 from tertulia.faces.errors import install_error_handlers
 from tertulia.faces.inputs import refuse_nul_in_url
 from tertulia.faces.request_context import RequestContextMiddleware
@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(refuse_nul_in_url)],
     )
     app.include_router(health.router)
+    app.include_router(chatbotkit.router)
     app.include_router(chatagent.router)
     app.include_router(openai.router)
     app.include_router(agentv2.router)
@@ -41,7 +42,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(bytchat.router)
     # CriaBot's /bots/... shapes are claimed before Bytchat's /bots/...
     install_error_handlers(
-        app, [chatagent.dialect, openai.dialect, agentv2.dialect, criabot.dialect, bytchat.dialect]
+        app,
+        [
+            chatbotkit.dialect,
+            chatagent.dialect,
+            openai.dialect,
+            agentv2.dialect,
+            criabot.dialect,
+            bytchat.dialect,
+        ],
     )
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_upload_bytes)
     if settings.cors_origins:

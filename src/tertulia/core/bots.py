@@ -1,5 +1,6 @@
 """Bots: create, list, read, change, delete, start and stop; always within one account."""
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -57,11 +58,13 @@ class BotSettings:
     no_context_use_message: bool = True
     no_context_llm_guess: bool = False
     llm_generate_related_prompts: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 SETTABLE = frozenset(f.name for f in fields(BotSettings))
 # Bots are numbered max + 1; two created at the same instant may race for a number.
 NUMBER_ATTEMPTS = 5
+MAX_META_BYTES = 16_384
 NULLABLE = frozenset({"avatar_url", "llm_model", "llm_api_key"})
 LENGTHS = {"name": 128, "avatar_url": 2048, "llm_model": 256, "llm_api_key": 512}
 
@@ -105,6 +108,10 @@ def _check_values(values: dict[str, Any]) -> None:
     for name, longest in LENGTHS.items():
         if isinstance(values.get(name), str) and len(values[name]) > longest:
             raise Invalid(f"{name} has at most {longest} characters", {"field": name})
+    if "meta" in values and not isinstance(values["meta"], dict):
+        raise Invalid("meta must be an object", {"field": "meta"})
+    if "meta" in values and len(json.dumps(values["meta"], default=str)) > MAX_META_BYTES:
+        raise Invalid(f"meta has at most {MAX_META_BYTES} bytes", {"field": "meta"})
     for name in ("max_input_tokens", "max_reply_tokens", "top_k", "top_n"):
         if name in values and values[name] < 1:
             raise Invalid(f"{name} must be at least 1", {"field": name})

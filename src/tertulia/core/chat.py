@@ -278,20 +278,32 @@ class ChatEngine:
         return self._models.chat_model(resolved.choice, resolved.credentials), choice.provider
 
     async def reply(
-        self, actor: Principal, conversation_id: str, question: Question, also_from: Sequence[str] = ()
+        self,
+        actor: Principal,
+        conversation_id: str,
+        question: Question | None,
+        also_from: Sequence[str] = (),
     ) -> AsyncIterator[ChatEvent]:
         """The events of one reply. Errors arrive as a `Failed` event, never as an exception.
 
-        `also_from` names other bots of the caller whose knowledge is searched as well.
+        `question` None answers the user's message already stored last in the conversation
+        (ChatBotKit's send, then receive); only the reply is stored then. `also_from` names
+        other bots of the caller whose knowledge is searched as well.
         """
         try:
-            _check_question(question.content)
+            if question is not None:
+                _check_question(question.content)
             async with self._database.session() as session:
                 actor.require("conversations:write")
                 conversation = await get_conversation(session, actor, conversation_id)
                 bot = await get_bot(session, actor, conversation.bot_id)
                 extra = [await get_bot(session, actor, bot_id) for bot_id in also_from]
                 history = await _history(session, conversation.id)
+                saved: Question | None = question  # what _save stores as the user's message
+                if question is None:
+                    if not history or history[-1].role != "user":
+                        raise Invalid("the conversation has no message of the user's to answer")
+                    question, history = Question(history[-1].content), history[:-1]
                 await require_quota(session, actor.account_id, self._quota_for(actor.account.plan))
                 resolved = await resolve(session, bot, chat_task(bot, question.content))
             model, provider = self._model(resolved)
@@ -317,7 +329,7 @@ class ChatEngine:
                 actor,
                 bot,
                 conversation.id,
-                question,
+                saved,
                 canned,
                 provider,
                 partial=False,
@@ -353,7 +365,7 @@ class ChatEngine:
                         actor,
                         bot,
                         conversation.id,
-                        question,
+                        saved,
                         generation,
                         provider,
                         partial=True,
@@ -361,7 +373,7 @@ class ChatEngine:
                     )
             raise
         user_message, reply, usage = await self._save(
-            actor, bot, conversation.id, question, generation, provider, partial=False, sources=sources
+            actor, bot, conversation.id, saved, generation, provider, partial=False, sources=sources
         )
         related: list[str] = []
         if bot.llm_generate_related_prompts:
@@ -467,26 +479,29 @@ class ChatEngine:
         actor: Principal,
         bot: Bot,
         conversation_id: str,
-        question: Question,
+        question: Question | None,
         generation: _Generation,
         provider: str,
         partial: bool,
         sources: list[Source] | None = None,
         flag: str | None = None,
-    ) -> tuple[Message, Message, Usage]:
+    ) -> tuple[Message | None, Message, Usage]:
+        """Stores the question (None: it is stored already) and the reply, and their usage."""
         model = generation.model
         usage = await generation.usage()
         async with self._database.session() as session:
             conversation = await get_conversation(session, actor, conversation_id)
-            asked = Message(
-                account_id=actor.account_id,
-                conversation_id=conversation.id,
-                role="user",
-                content=question.content,
-                message_type=question.message_type,
-                token_count=await model.count_tokens(question.content),
-                meta=question.metadata,
-            )
+            asked = None
+            if question is not None:
+                asked = Message(
+                    account_id=actor.account_id,
+                    conversation_id=conversation.id,
+                    role="user",
+                    content=question.content,
+                    message_type=question.message_type,
+                    token_count=await model.count_tokens(question.content),
+                    meta=question.metadata,
+                )
             reply_meta: dict[str, Any] = {
                 "model": model.model_id,
                 "provider": provider,
@@ -507,9 +522,10 @@ class ChatEngine:
                 meta=reply_meta,
             )
             # The reply is stamped after the question so history keeps its order.
-            session.add(asked)
-            await session.flush()
-            reply.created_at = max(utcnow(), asked.created_at)
+            if asked is not None:
+                session.add(asked)
+                await session.flush()
+                reply.created_at = max(utcnow(), asked.created_at)
             session.add(reply)
             await session.flush()
             record_usage(

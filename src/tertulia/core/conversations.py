@@ -115,6 +115,26 @@ async def set_status(
     return conversation
 
 
+async def update_conversation(
+    session: AsyncSession, actor: Principal, conversation_id: str, changes: dict[str, Any]
+) -> Conversation:
+    """Changes a conversation's `title` and `metadata`."""
+    actor.require("conversations:write")
+    unknown = set(changes) - {"title", "metadata"}
+    if unknown:
+        raise Invalid("unknown conversation fields", {"unknown": sorted(unknown)})
+    conversation = await get_conversation(session, actor, conversation_id)
+    if "title" in changes:
+        if len(changes["title"]) > LENGTHS["title"]:
+            raise Invalid(f"title has at most {LENGTHS['title']} characters", {"field": "title"})
+        conversation.title = changes["title"]
+    if "metadata" in changes:
+        conversation.meta = dict(changes["metadata"])
+    conversation.updated_at = utcnow()
+    await session.commit()
+    return conversation
+
+
 async def delete_conversation(session: AsyncSession, actor: Principal, conversation_id: str) -> None:
     actor.require("conversations:write")
     conversation = await get_conversation(session, actor, conversation_id)

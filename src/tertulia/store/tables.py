@@ -157,6 +157,7 @@ class Bot(Timestamps, Base):
     no_context_use_message: Mapped[bool] = mapped_column(Boolean, default=True)
     no_context_llm_guess: Mapped[bool] = mapped_column(Boolean, default=False)
     llm_generate_related_prompts: Mapped[bool] = mapped_column(Boolean, default=False)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict, server_default="{}")
 
     knowledge_bases: Mapped[list["KnowledgeBase"]] = relationship(
         secondary=bot_knowledge_bases, lazy="selectin", order_by="KnowledgeBase.created_at"

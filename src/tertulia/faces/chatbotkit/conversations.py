@@ -1,0 +1,311 @@
+"""ChatBotKit conversations: CRUD, messages, and the replies — `complete` (stateless, or in a
+stored conversation), `send` then `receive` — as JSON or as an `application/jsonl` stream
+of `token`, `message`, `usage` and a final `result` line (docs/chatbotkit-face.md §5)."""
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy import select
+
+from tertulia.core import conversations
+from tertulia.core.catalog import ModelChoice
+from tertulia.core.chat import ChatEvent, Completion, Done, Failed, Question, Token, collect_reply
+from tertulia.core.errors import Invalid
+from tertulia.core.models import chat_choice
+from tertulia.core.principal import owned
+from tertulia.faces.chatbotkit.bots import Body, reachable_bot
+from tertulia.faces.chatbotkit.common import (
+    Caller,
+    Paging,
+    clean_meta,
+    item_lines,
+    jsonl,
+    line,
+    listing,
+    merged_meta,
+    ms,
+    wants_stream,
+)
+from tertulia.faces.chatbotkit.errors import error_body
+from tertulia.faces.deps import RuntimeDep, SessionDep
+from tertulia.faces.inputs import clean
+from tertulia.providers.base import ChatTurn
+from tertulia.store.tables import Conversation, Message
+
+router = APIRouter(prefix="/conversation", tags=["chatbotkit"])
+
+# ChatBotKit's message types ↔ the core's roles. Types the model does not read as turns
+# (context, instruction, backstory …) are kept as system messages.
+ROLE_OF = {"user": "user", "bot": "assistant"}
+TYPE_OF = {"user": "user", "assistant": "bot", "system": "context", "operator": "bot", "tool": "activity"}
+MESSAGE_TYPES = ("user", "bot", "reasoning", "context", "instruction", "backstory", "activity", "checkpoint")
+MAX_TEXT = 32_000
+
+
+def conversation_public(conversation: Conversation) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": conversation.id,
+        "createdAt": ms(conversation.created_at),
+        "updatedAt": ms(conversation.updated_at),
+        "botId": conversation.bot_id,
+        "meta": conversation.meta.get("cbk", {}),
+    }
+    if conversation.title:
+        body["name"] = conversation.title
+    return body
+
+
+def message_public(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "createdAt": ms(message.created_at),
+        "updatedAt": ms(message.created_at),
+        "type": message.meta.get("cbk_type") or TYPE_OF.get(message.role, "context"),
+        "text": message.content,
+        "meta": message.meta.get("cbk", {}),
+    }
+
+
+def _messages(value: Any, field: str = "messages") -> list[tuple[str, str]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise Invalid(f"{field} must be a list of {{type, text}}", {"field": field})
+    found = []
+    for position, item in enumerate(value):
+        if (
+            not isinstance(item, dict)
+            or item.get("type") not in MESSAGE_TYPES
+            or not isinstance(item.get("text"), str)
+        ):
+            raise Invalid(
+                f"{field}[{position}] must be {{type, text}} with type one of {', '.join(MESSAGE_TYPES)}",
+                {"field": f"{field}.{position}"},
+            )
+        if len(item["text"]) > MAX_TEXT:
+            raise Invalid(f"{field}[{position}].text is too long", {"field": f"{field}.{position}.text"})
+        found.append((item["type"], item["text"]))
+    return found
+
+
+def _text(body: dict[str, Any], required: bool) -> str | None:
+    text = body.get("text")
+    if text is None and not required:
+        return None
+    if not isinstance(text, str) or not text.strip():
+        raise Invalid("text must be a non-empty string", {"field": "text"})
+    if len(text) > MAX_TEXT:
+        raise Invalid(f"text has at most {MAX_TEXT} characters", {"field": "text"})
+    return text
+
+
+# --- resources -------------------------------------------------------------------------------
+
+
+@router.get("/list")
+async def list_conversations(
+    request: Request, principal: Caller, session: SessionDep, paging: Paging = Depends()
+) -> Any:
+    principal.require("conversations:read")
+    query = owned(principal, Conversation)
+    if request.query_params.get("botId"):
+        query = query.where(Conversation.bot_id == request.query_params["botId"])
+    items = [conversation_public(row) for row in await paging.page(session, query, Conversation)]
+    return jsonl(item_lines(items)) if wants_stream(request) else listing(items)
+
+
+@router.get("/{conversation_id}/fetch")
+async def fetch_conversation(conversation_id: str, principal: Caller, session: SessionDep) -> dict[str, Any]:
+    return conversation_public(await conversations.get_conversation(session, principal, conversation_id))
+
+
+@router.post("/create")
+async def create_conversation(principal: Caller, session: SessionDep, body: dict = Body) -> dict[str, Any]:
+    clean(body, "body")
+    if body.get("botId") is None:
+        raise Invalid("botId is required: a Tertulia conversation is held with a bot", {"field": "botId"})
+    bot = await reachable_bot(session, principal, body["botId"])
+    given = _messages(body.get("messages"))
+    name = body.get("name") if isinstance(body.get("name"), str) else ""
+    meta = {"cbk": clean_meta(body.get("meta"))} if isinstance(body.get("meta"), dict) else {}
+    draft = conversations.ConversationDraft(bot_id=bot.id, title=name[:256], platform="api", metadata=meta)
+    conversation = await conversations.create_conversation(session, principal, draft)
+    for kind, text in given:
+        await conversations.add_message(
+            session,
+            principal,
+            conversation.id,
+            ROLE_OF.get(kind, "system"),
+            text,
+            metadata={"cbk_type": kind},
+        )
+    reply: dict[str, Any] = {"id": conversation.id}
+    if given:
+        reply["messages"] = [{"type": kind, "text": text} for kind, text in given]
+    return reply
+
+
+@router.post("/{conversation_id}/update")
+async def update_conversation(
+    conversation_id: str, principal: Caller, session: SessionDep, body: dict = Body
+) -> dict[str, Any]:
+    clean(body, "body")
+    conversation = await conversations.get_conversation(session, principal, conversation_id)
+    meta = merged_meta(conversation.meta.get("cbk", {}), body)
+    changes: dict[str, Any] = {}
+    if meta is not None:
+        changes["metadata"] = {**conversation.meta, "cbk": meta}
+    if isinstance(body.get("name"), str):
+        changes["title"] = body["name"][:256]
+    if changes:
+        await conversations.update_conversation(session, principal, conversation.id, changes)
+    return {"id": conversation.id}
+
+
+@router.post("/{conversation_id}/delete")
+async def delete_conversation(conversation_id: str, principal: Caller, session: SessionDep) -> dict[str, Any]:
+    await conversations.delete_conversation(session, principal, conversation_id)
+    return {"id": conversation_id}
+
+
+@router.get("/{conversation_id}/message/list")
+async def list_messages(
+    conversation_id: str, request: Request, principal: Caller, session: SessionDep, paging: Paging = Depends()
+) -> Any:
+    conversation = await conversations.get_conversation(session, principal, conversation_id)
+    query = select(Message).where(
+        Message.conversation_id == conversation.id, Message.account_id == principal.account_id
+    )
+    items = [message_public(row) for row in await paging.page(session, query, Message)]
+    return jsonl(item_lines(items)) if wants_stream(request) else listing(items)
+
+
+# --- replies --------------------------------------------------------------------------------
+
+
+def _result(done: Done, stored: bool) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "text": done.text,
+        "usage": {"token": done.usage.prompt_tokens + done.usage.completion_tokens},
+        "end": {"reason": "length" if done.finish_reason == "length" else "stop"},
+    }
+    if stored and done.reply is not None:
+        result = {"id": done.reply.id, **result}
+    return result
+
+
+async def _answer(request: Request, events: AsyncIterator[ChatEvent], shape: Any) -> Any:
+    """The reply as JSON, or as a JSONL stream when the client accepts it. A failure before
+    the first line is an HTTP error; after it, an `error` line ends the stream."""
+    if not wants_stream(request):
+        return shape(await collect_reply(events))
+    first = await anext(events, None)
+    if isinstance(first, Failed):
+        await events.aclose()  # type: ignore[attr-defined]
+        raise first.error
+    return jsonl(_lines(first, events, shape))
+
+
+async def _lines(first: ChatEvent | None, events: AsyncIterator[ChatEvent], shape: Any) -> AsyncIterator[str]:
+    async with aclosing(events):  # type: ignore[type-var]
+        event = first
+        while event is not None:
+            if isinstance(event, Token) and event.text:
+                yield line("token", {"token": event.text})
+            elif isinstance(event, Failed):
+                _, body = error_body(event.error)
+                yield line("error", body)
+                return
+            elif isinstance(event, Done):
+                yield line("message", {"type": "bot", "text": event.text})
+                yield line(
+                    "usage",
+                    {
+                        "model": event.model,
+                        "inputTokensUsed": event.usage.prompt_tokens,
+                        "outputTokensUsed": event.usage.completion_tokens,
+                    },
+                )
+                yield line("result", shape(event))
+                return
+            event = await anext(events, None)
+
+
+@router.post("/complete")
+async def complete(
+    request: Request, principal: Caller, session: SessionDep, runtime: RuntimeDep, body: dict = Body
+) -> Any:
+    """A stateless reply to the client's messages; nothing is stored."""
+    clean(body, "body")
+    given = _messages(body.get("messages"))
+    if not given or given[-1][0] != "user":
+        raise Invalid("messages must end with a message of type user", {"field": "messages"})
+    turns = [ChatTurn("system", str(body["backstory"]))] if isinstance(body.get("backstory"), str) else []
+    turns += [
+        ChatTurn("user" if kind == "user" else ("assistant" if kind == "bot" else "system"), text)
+        for kind, text in given
+    ]
+    bot_id, model = None, None
+    if body.get("botId") is not None:
+        bot_id = (await reachable_bot(session, principal, body["botId"])).id
+    elif isinstance(body.get("model"), str) and body["model"]:
+        model = chat_choice(body["model"], runtime.models.local_models())
+    else:
+        default = runtime.models.default_chat
+        model = ModelChoice(default.provider, default.model_id, "chat")
+    events = runtime.chat.complete(principal, Completion(turns=turns, bot_id=bot_id, model=model))
+    return await _answer(request, events, lambda done: _result(done, stored=False))
+
+
+@router.post("/{conversation_id}/complete")
+async def complete_in_conversation(
+    conversation_id: str,
+    request: Request,
+    principal: Caller,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    body: dict = Body,
+) -> Any:
+    """The bot's reply to `text` (stored with it), or without `text` to the user's message
+    stored last."""
+    clean(body, "body")
+    text = _text(body, required=False)
+    await conversations.get_conversation(session, principal, conversation_id)
+    question = Question(text) if text is not None else None
+    events = runtime.chat.reply(principal, conversation_id, question)
+    return await _answer(request, events, lambda done: _result(done, stored=True))
+
+
+@router.post("/{conversation_id}/send")
+async def send(
+    conversation_id: str, principal: Caller, session: SessionDep, body: dict = Body
+) -> dict[str, Any]:
+    """Stores the user's message without answering it (`receive` answers)."""
+    clean(body, "body")
+    text = _text(body, required=True)
+    assert text is not None
+    message = await conversations.add_message(
+        session, principal, conversation_id, "user", text, metadata={"cbk_type": "user"}
+    )
+    return {"id": message.id, "entities": []}
+
+
+@router.post("/{conversation_id}/receive")
+async def receive(
+    conversation_id: str, request: Request, principal: Caller, session: SessionDep, runtime: RuntimeDep
+) -> Any:
+    """The bot's reply to the user's message stored last."""
+    await conversations.get_conversation(session, principal, conversation_id)
+    events = runtime.chat.reply(principal, conversation_id, None)
+
+    def shape(done: Done) -> dict[str, Any]:
+        assert done.reply is not None
+        return {
+            "id": done.reply.id,
+            "text": done.text,
+            "usage": {"token": done.usage.prompt_tokens + done.usage.completion_tokens},
+        }
+
+    return await _answer(request, events, shape)

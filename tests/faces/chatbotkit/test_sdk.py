@@ -1,0 +1,178 @@
+"""The ChatBotKit face driven by the real ChatBotKit Python SDK (`chatbotkit`): bots,
+conversations, complete with and without streaming, send/receive, cursor pages, usage and
+errors — every response parsed by the SDK's own strict parsers."""
+
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from chatbotkit import APIError, ChatBotKit
+
+from tests.faces.chatagent.conftest import sign_up
+
+
+async def token_for(client: httpx.AsyncClient, name: str) -> str:
+    user = await sign_up(client, name)
+    created = await client.post("/api/v1/auth/api-keys", headers=user.headers, json={"name": "cbk"})
+    assert created.status_code == 201, created.text
+    return str(created.json()["key"])
+
+
+def sdk(client: httpx.AsyncClient, token: str) -> ChatBotKit:
+    # The SDK over the same in-process app the test client speaks HTTP to.
+    return ChatBotKit(token=token, base_url="http://testserver", transport=client._transport, timeout=120)
+
+
+@pytest.fixture
+async def cbk(client: httpx.AsyncClient) -> AsyncIterator[ChatBotKit]:
+    async with sdk(client, await token_for(client, "cbk")) as kit:
+        yield kit
+
+
+STEADY_BACKSTORY = "You are a helpful assistant. Answer in one short sentence."
+
+
+async def test_bots_are_created_fetched_updated_listed_and_deleted(cbk: ChatBotKit) -> None:
+    created = await cbk.bot.create(
+        {"name": "Helper", "backstory": "You help.", "meta": {"tier": "silver", "a": 1}}
+    )
+    bot = await cbk.bot.fetch(created.id)
+    assert bot.id == created.id and bot.name == "Helper" and bot.backstory == "You help."
+    assert bot.created_at > 1_700_000_000_000  # milliseconds (the SDK reads them as numbers)
+    assert bot.meta == {"tier": "silver", "a": 1}
+
+    await cbk.bot.update(created.id, {"meta": {"$update": {"tier": "gold"}}, "description": "d"})
+    bot = await cbk.bot.fetch(created.id)
+    assert bot.meta == {"tier": "gold", "a": 1} and bot.description == "d"
+    await cbk.bot.update(created.id, {"meta": {"only": True}})
+    assert (await cbk.bot.fetch(created.id)).meta == {"only": True}
+
+    page = await cbk.bot.list({"take": 10})
+    assert [item.id for item in page.items] == [created.id] and page.cursor == created.id
+
+    deleted = await cbk.bot.delete(created.id)
+    assert deleted.id == created.id
+    with pytest.raises(APIError) as missing:
+        await cbk.bot.fetch(created.id)
+    assert (missing.value.status_code, missing.value.code, missing.value.message) == (
+        404,
+        "NOT_FOUND",
+        "Not found",
+    )
+    empty = await cbk.bot.list()
+    assert empty.items == [] and empty.cursor == ""
+
+
+async def test_lists_page_by_cursor_in_either_order(cbk: ChatBotKit) -> None:
+    bot = await cbk.bot.create({"name": "Pager"})
+    made = [(await cbk.conversation.create({"botId": bot.id})).id for _ in range(5)]
+
+    seen, cursor = [], None
+    while True:
+        page = await cbk.conversation.list({"take": 2, **({"cursor": cursor} if cursor else {})})
+        if not page.items:
+            break
+        seen += [item.id for item in page.items]
+        cursor = page.cursor
+    assert seen == list(reversed(made))  # newest first by default
+
+    oldest = await cbk.conversation.list({"take": 3, "order": "asc"})
+    assert [item.id for item in oldest.items] == made[:3]
+    streamed = [item async for item in cbk.conversation.list({"take": 100}).stream()]
+    assert [item.data.id for item in streamed] == list(reversed(made))
+
+
+async def test_a_conversation_completes_in_json_and_in_a_jsonl_stream(cbk: ChatBotKit) -> None:
+    bot = await cbk.bot.create({"name": "Talker", "backstory": STEADY_BACKSTORY})
+    created = await cbk.conversation.create({"botId": bot.id, "messages": [{"type": "user", "text": "hi"}]})
+    assert created.messages[0].text == "hi"
+
+    answer = await cbk.conversation.complete(created.id, {"text": "What is the capital of France?"})
+    assert answer.id and "Paris" in answer.text and answer.usage.token > 0
+    assert answer.end.reason.value in ("stop", "length")
+
+    events = [
+        event async for event in cbk.conversation.complete(created.id, {"text": "And of Spain?"}).stream()
+    ]
+    kinds = [event.type.value for event in events]
+    assert "token" in kinds and kinds[-1] == "result" and kinds.count("result") == 1
+    result = events[-1].data
+    assert "".join(event.data.token for event in events if event.type.value == "token") == result.text
+    assert "Madrid" in result.text
+
+    fetched = await cbk.conversation.fetch(created.id)
+    assert fetched.bot_id == bot.id
+
+
+async def test_stateless_complete_and_send_then_receive(cbk: ChatBotKit) -> None:
+    stateless = await cbk.conversation.complete(
+        None,
+        {
+            "backstory": STEADY_BACKSTORY,
+            "messages": [{"type": "user", "text": "What is 2 + 2? Answer with the number."}],
+        },
+    )
+    assert "4" in stateless.text and stateless.usage.token > 0
+
+    bot = await cbk.bot.create({"name": "Receiver", "backstory": STEADY_BACKSTORY})
+    conversation = await cbk.conversation.create({"botId": bot.id})
+    sent = await cbk.conversation.send(conversation.id, {"text": "What is the capital of Italy?"})
+    assert sent.id and sent.entities == []
+    received = await cbk.conversation.receive(conversation.id, {})
+    assert received.id != sent.id and "Rome" in received.text and received.usage.token > 0
+    with pytest.raises(APIError) as nothing:
+        await cbk.conversation.receive(conversation.id, {})
+    assert nothing.value.status_code == 400 and nothing.value.code == "BAD_REQUEST"
+
+
+async def test_errors_and_isolation(client: httpx.AsyncClient, cbk: ChatBotKit) -> None:
+    bot = await cbk.bot.create({"name": "Mine"})
+    async with sdk(client, await token_for(client, "other")) as other:
+        with pytest.raises(APIError) as hidden:
+            await other.bot.fetch(bot.id)
+        assert hidden.value.code == "NOT_FOUND"
+        assert (await other.bot.list()).items == []
+        with pytest.raises(APIError):
+            await other.conversation.create({"botId": bot.id})
+    async with sdk(client, "tk_not-a-token") as stranger:
+        with pytest.raises(APIError) as refused:
+            await stranger.bot.list()
+        assert (refused.value.status_code, refused.value.code) == (401, "NOT_AUTHENTICATED")
+    with pytest.raises(APIError) as bad:
+        await cbk.conversation.complete(None, {"messages": []})
+    assert (bad.value.status_code, bad.value.code) == (400, "BAD_REQUEST")
+    usage = await cbk.usage.fetch()
+    assert usage.conversations == 0 and usage.database.datasets == 0
+
+
+async def test_the_wire_as_the_document_shows_it(client: httpx.AsyncClient) -> None:
+    """`Authorization: Token …` and `/v1/…` as the document writes them; JSON with its exact
+    content type; messages in order; JSONL lines without a blank one."""
+    headers = {"Authorization": f"Token {await token_for(client, 'wire')}"}
+    made = await client.post(
+        "/v1/bot/create", headers=headers, json={"name": "Wire", "backstory": STEADY_BACKSTORY}
+    )
+    created = await client.post("/v1/conversation/create", headers=headers, json={"botId": made.json()["id"]})
+    assert created.status_code == 200 and created.headers["content-type"] == "application/json"
+    conversation_id = created.json()["id"]
+    await client.post(
+        f"/v1/conversation/{conversation_id}/send", headers=headers, json={"text": "Hello there"}
+    )
+    streamed = await client.post(
+        f"/v1/conversation/{conversation_id}/receive",
+        headers={**headers, "Accept": "application/jsonl"},
+        json={},
+    )
+    assert streamed.headers["content-type"].startswith("application/jsonl")
+    lines = streamed.text.split("\n")
+    assert lines[-1] == "" and all(lines[:-1]), "every line holds an event, and none is blank"
+    kinds = [json.loads(entry)["type"] for entry in lines[:-1]]
+    assert kinds[-3:] == ["message", "usage", "result"] and set(kinds[:-3]) == {"token"}
+    listed = (await client.get(f"/v1/conversation/{conversation_id}/message/list", headers=headers)).json()
+    assert [item["type"] for item in reversed(listed["items"])] == ["user", "bot"]
+    assert listed["cursor"] == listed["items"][-1]["id"]
+    wrong = await client.get("/v1/conversation/create", headers=headers)
+    assert wrong.status_code == 405 and wrong.json()["code"] == "METHOD_NOT_ALLOWED"
+    missing = await client.get("/v1/bot/nope/fetch", headers=headers)
+    assert missing.json() == {"message": "Not found", "code": "NOT_FOUND"}
