@@ -295,6 +295,8 @@ class Document(Timestamps, Base):
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     job_id: Mapped[str | None] = mapped_column(String(40))  # the latest job; older ones step aside
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    # What a text document was given as (its latest version), for faces that return it whole.
+    text: Mapped[str | None] = mapped_column(Text)
 
 
 class Chunk(Base):

@@ -176,3 +176,41 @@ async def test_the_wire_as_the_document_shows_it(client: httpx.AsyncClient) -> N
     assert wrong.status_code == 405 and wrong.json()["code"] == "METHOD_NOT_ALLOWED"
     missing = await client.get("/v1/bot/nope/fetch", headers=headers)
     assert missing.json() == {"message": "Not found", "code": "NOT_FOUND"}
+
+
+async def test_a_dataset_with_records_is_searched_and_grounds_the_bot(cbk: ChatBotKit) -> None:
+    dataset = await cbk.dataset.create({"name": "kb", "meta": {"team": "front desk"}})
+    opens = await cbk.dataset.record.create(
+        dataset.id, {"text": "The Zorvex café opens at 9am.", "source": "faq"}
+    )
+    closed = await cbk.dataset.record.create(dataset.id, {"text": "The Zorvex café is closed on Sundays."})
+    page = await cbk.dataset.record.list(dataset.id, {"take": 10})
+    assert [item.id for item in page.items] == [closed.id, opens.id] and page.cursor == opens.id
+    record = await cbk.dataset.record.fetch(dataset.id, opens.id)
+    assert record.text == "The Zorvex café opens at 9am." and record.source == "faq"
+
+    found = await cbk.dataset.search(dataset.id, {"search": "When does the café open?"})
+    assert found.id == dataset.id and found.records[0].id == opens.id and found.records[0].source == "faq"
+    assert 0 < found.records[0].score <= 1
+
+    await cbk.dataset.record.update(dataset.id, closed.id, {"text": "The Zorvex café is closed on Mondays."})
+    assert (await cbk.dataset.record.fetch(dataset.id, closed.id)).text.endswith("Mondays.")
+    [best, *_] = (await cbk.dataset.search(dataset.id, {"search": "Which day is it closed?"})).records
+    assert best.id == closed.id and "Mondays" in best.text
+
+    bot = await cbk.bot.create({"name": "Café", "backstory": STEADY_BACKSTORY, "datasetId": dataset.id})
+    assert (await cbk.bot.fetch(bot.id)).dataset_id == dataset.id
+    answer = await cbk.conversation.complete(
+        None,
+        {"botId": bot.id, "messages": [{"type": "user", "text": "At what time does the Zorvex café open?"}]},
+    )
+    assert "9" in answer.text
+
+    await cbk.dataset.record.delete(dataset.id, opens.id)
+    assert [item.id for item in (await cbk.dataset.record.list(dataset.id)).items] == [closed.id]
+    fetched = await cbk.dataset.fetch(dataset.id)
+    assert fetched.name == "kb" and fetched.meta == {"team": "front desk"}
+    await cbk.dataset.delete(dataset.id)
+    with pytest.raises(APIError) as gone:
+        await cbk.dataset.fetch(dataset.id)
+    assert gone.value.code == "NOT_FOUND"

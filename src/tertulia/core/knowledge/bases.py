@@ -10,7 +10,7 @@ from tertulia.core.knowledge.chunking import STRATEGIES
 from tertulia.core.models import check_embedding_model
 from tertulia.core.paging import Page, count_rows
 from tertulia.core.principal import Principal, find_owned, owned
-from tertulia.store.tables import KnowledgeBase
+from tertulia.store.tables import KnowledgeBase, utcnow
 
 if TYPE_CHECKING:
     from tertulia.core.knowledge.vectors import VectorIndex
@@ -104,6 +104,29 @@ async def owned_knowledge_bases(
     if missing:
         raise NotFound("knowledge base not found", {"field": "knowledge_base_ids", "missing": missing})
     return [found[base_id] for base_id in wanted]
+
+
+async def update_knowledge_base(
+    session: AsyncSession, actor: Principal, base_id: str, changes: dict[str, Any]
+) -> KnowledgeBase:
+    """Changes a base's `name`, `description` and `metadata` (its indexing settings are fixed
+    once documents are indexed with them)."""
+    actor.require("knowledge:write")
+    unknown = set(changes) - {"name", "description", "metadata"}
+    if unknown:
+        raise Invalid("unknown knowledge base fields", {"unknown": sorted(unknown)})
+    base = await get_knowledge_base(session, actor, base_id)
+    name = changes.get("name", base.name)
+    if not isinstance(name, str) or not name.strip() or len(name) > 128:
+        raise Invalid("a name has 1 to 128 characters", {"field": "name"})
+    base.name = name
+    if "description" in changes:
+        base.description = str(changes["description"])
+    if "metadata" in changes:
+        base.meta = dict(changes["metadata"])
+    base.updated_at = utcnow()
+    await session.commit()
+    return base
 
 
 async def delete_knowledge_base(

@@ -138,6 +138,7 @@ async def add_document(
     document.size_bytes = len(upload.data)
     document.content_hash = hashlib.sha256(upload.data or (upload.url or "").encode()).hexdigest()
     document.meta = upload.metadata
+    document.text = upload.data.decode("utf-8") if upload.source_type == "text" else None
     document.status, document.error = "queued", None
     document.updated_at = utcnow()
     await session.flush()
