@@ -5,6 +5,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import jwt
 from anyio import to_thread
@@ -19,6 +20,7 @@ from tertulia.store.tables import Account, ApiKey, Bot, ServerState, utcnow
 
 JWT_ALGORITHM = "HS256"
 API_KEY_PREFIX = "tk_"
+MAX_ROUTES = 50
 ROLES = ("user",)
 PLANS = ("standard", "premium", "enterprise")
 RESOURCES = ("bots", "conversations", "knowledge", "keys", "accounts", "models", "usage")
@@ -158,6 +160,49 @@ async def get_sub_account(session: AsyncSession, actor: Principal, account_id: s
     return account
 
 
+async def act_as(session: AsyncSession, actor: Principal, account_id: str) -> Principal:
+    """A parent acting as one of its sub-accounts (ChatBotKit's X-RunAs-UserId), with the
+    same limits as its own credential. Anyone else is not authenticated as that account."""
+    if actor.bot_id is not None:
+        raise Unauthenticated("a key bound to a bot cannot act as another account")
+    child = await session.scalar(
+        select(Account).where(Account.id == account_id, Account.parent_id == actor.account_id)
+    )
+    if child is None or not child.is_active:
+        raise Unauthenticated("this credential cannot act as that account")
+    return Principal(child, scopes=actor.scopes, key_id=actor.key_id, routes=actor.routes)
+
+
+async def update_sub_account(
+    session: AsyncSession, actor: Principal, account_id: str, changes: dict[str, Any]
+) -> Account:
+    """Changes a sub-account's nickname, description, email or metadata."""
+    actor.require("accounts:write")
+    account = await get_sub_account(session, actor, account_id)
+    unknown = set(changes) - {"nickname", "description", "email", "meta"}
+    if unknown:
+        raise Invalid("unknown account fields", {"unknown": sorted(unknown)})
+    if "email" in changes and changes["email"] != account.email:
+        email = str(changes["email"]).strip().lower()
+        if await session.scalar(select(Account.id).where(Account.email == email)) is not None:
+            raise Conflict("an account with this email already exists", {"field": "email"})
+        account.email = email
+    for name in ("nickname", "description", "meta"):
+        if name in changes:
+            setattr(account, name, changes[name])
+    account.updated_at = utcnow()
+    await session.commit()
+    return account
+
+
+async def delete_sub_account(session: AsyncSession, actor: Principal, account_id: str) -> None:
+    """Removes a sub-account with everything it holds."""
+    actor.require("accounts:write")
+    account = await get_sub_account(session, actor, account_id)
+    await session.delete(account)
+    await session.commit()
+
+
 # --- access tokens --------------------------------------------------------------------
 
 
@@ -232,7 +277,8 @@ async def _authenticate_api_key(session: AsyncSession, secret: str) -> Principal
     await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
     await session.commit()
     scopes = frozenset(key.scopes) if key.scopes is not None else None
-    return Principal(account, scopes=scopes, bot_id=key.bot_id, key_id=key.id)
+    routes = tuple(key.allowed_routes) if key.allowed_routes is not None else None
+    return Principal(account, scopes=scopes, bot_id=key.bot_id, key_id=key.id, routes=routes)
 
 
 async def create_api_key(
@@ -242,8 +288,19 @@ async def create_api_key(
     scopes: list[str] | None = None,
     bot_id: str | None = None,
     expires_at: datetime | None = None,
+    allowed_routes: list[str] | None = None,
 ) -> IssuedKey:
     actor.require("keys:write")
+    if actor.routes is not None:
+        raise Forbidden("a key limited to routes cannot make keys")
+    if allowed_routes is not None and (
+        len(allowed_routes) > MAX_ROUTES
+        or not all(isinstance(route, str) and 0 < len(route) <= 256 for route in allowed_routes)
+    ):
+        raise Invalid(
+            f"allowed routes are at most {MAX_ROUTES} globs of 1 to 256 characters",
+            {"field": "allowedRoutes"},
+        )
     unknown = sorted(set(scopes or ()) - SCOPES)
     if unknown:
         raise Invalid("unknown scopes", {"field": "scopes", "unknown": unknown, "allowed": sorted(SCOPES)})
@@ -274,6 +331,7 @@ async def create_api_key(
         scopes=sorted(set(scopes)) if scopes is not None else None,
         bot_id=bot_id,
         expires_at=expires_at,
+        allowed_routes=list(allowed_routes) if allowed_routes is not None else None,
     )
     session.add(key)
     await session.commit()

@@ -1,7 +1,9 @@
 """Who is calling, and the one rule of ownership: a caller reaches only its account's rows,
 and only its bot's rows when its credential is bound to a bot."""
 
+import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, select
@@ -25,6 +27,19 @@ class Principal:
     scopes: frozenset[str] | None = None
     bot_id: str | None = None
     key_id: str | None = None
+    routes: tuple[str, ...] | None = None  # a key limited to these route globs
+
+    def allows_route(self, path: str) -> bool:
+        """Whether a key limited to routes may call `path`: it must match one of the globs and
+        none of the `!` ones (a face's /v1 or /api/v1 prefix does not count)."""
+        if self.routes is None:
+            return True
+        wanted = _relative(path)
+        positive = [route for route in self.routes if not route.startswith("!")]
+        negative = [route[1:] for route in self.routes if route.startswith("!")]
+        return any(_glob(route).fullmatch(wanted) for route in positive) and not any(
+            _glob(route).fullmatch(wanted) for route in negative
+        )
 
     @property
     def account_id(self) -> str:
@@ -38,6 +53,21 @@ class Principal:
         """For actions that are not about one bot (creating one, managing keys)."""
         if self.bot_id is not None:
             raise Forbidden("this credential is bound to a single bot")
+
+
+def _relative(path: str) -> str:
+    for prefix in ("/api/v1/", "/v1/", "/"):
+        if path.startswith(prefix):
+            return path[len(prefix) :]
+    return path
+
+
+@lru_cache(maxsize=1024)
+def _glob(route: str) -> re.Pattern[str]:
+    """A route glob as a regular expression: `**` any depth, `*` one segment."""
+    parts = re.split(r"(\*\*|\*)", _relative(route))
+    pattern = "".join(".*" if part == "**" else "[^/]*" if part == "*" else re.escape(part) for part in parts)
+    return re.compile(pattern)
 
 
 def owned(actor: Principal, model: type[Row]) -> Select[tuple[Row]]:

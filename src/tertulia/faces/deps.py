@@ -8,7 +8,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.core.accounts import Principal, authenticate_token
-from tertulia.core.errors import RateLimited, Unauthenticated
+from tertulia.core.errors import Forbidden, RateLimited, Unauthenticated
 from tertulia.runtime import Runtime
 
 
@@ -32,6 +32,8 @@ async def admit(request: Request, runtime: Runtime, session: AsyncSession, token
     if not token:
         raise Unauthenticated("missing credentials")
     principal = await authenticate_token(session, token, runtime.secret)
+    if not principal.allows_route(request.url.path):
+        raise Forbidden("Request is not matching allowed routes")
     try:
         request.state.rate_limit = await runtime.rate_limiter.hit_account(
             principal.account_id, principal.account.plan

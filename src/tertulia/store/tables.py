@@ -95,6 +95,8 @@ class Account(Timestamps, Base):
     plan: Mapped[str] = mapped_column(String(32), default="standard")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict, server_default="{}")
 
 
 class ApiKey(Base):
@@ -107,6 +109,9 @@ class ApiKey(Base):
     # None: everything the account may do; a list: only those "resource:action" scopes.
     scopes: Mapped[list[Any] | None] = mapped_column(JSON)
     bot_id: Mapped[str | None] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"), index=True)
+    # None: any route; a list: only request paths matching one of these globs (`*` one
+    # segment, `**` any depth, a leading `!` excludes), relative to a face's /v1 or /api/v1.
+    allowed_routes: Mapped[list[Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]

@@ -214,3 +214,75 @@ async def test_a_dataset_with_records_is_searched_and_grounds_the_bot(cbk: ChatB
     with pytest.raises(APIError) as gone:
         await cbk.dataset.fetch(dataset.id)
     assert gone.value.code == "NOT_FOUND"
+
+
+async def test_a_partner_acts_as_its_sub_accounts_and_nothing_else(
+    client: httpx.AsyncClient, cbk: ChatBotKit
+) -> None:
+    child = await cbk.user.create({"name": "Shop 1", "email": "shop1@example.com", "meta": {"plan": "b"}})
+    fetched = await cbk.user.fetch(child.id)
+    assert fetched.name == "Shop 1" and fetched.email == "shop1@example.com" and fetched.meta == {"plan": "b"}
+    await cbk.user.update(child.id, {"description": "the first shop", "meta": {"$update": {"tier": 2}}})
+    fetched = await cbk.user.fetch(child.id)
+    assert fetched.description == "the first shop" and fetched.meta == {"plan": "b", "tier": 2}
+    assert [item.id for item in (await cbk.user.list()).items] == [child.id]
+
+    # Acting as the child: what is made belongs to the child, not to the partner.
+    as_child = cbk.extend(run_as_user_id=child.id)
+    made = await as_child.bot.create({"name": "Shop bot"})
+    assert [item.id for item in (await as_child.bot.list()).items] == [made.id]
+    assert (await cbk.bot.list()).items == []
+    child_token = await cbk.user.token.create(child.id, {"name": "shop key"})
+    async with sdk(client, child_token.token) as shop:
+        assert [item.id for item in (await shop.bot.list()).items] == [made.id]
+    assert [item.id for item in (await cbk.user.token.list(child.id)).items] == [child_token.id]
+
+    # Someone else's partner cannot act as this child, and cannot see it.
+    async with sdk(client, await token_for(client, "rival")) as rival:
+        with pytest.raises(APIError) as refused:
+            await rival.extend(run_as_user_id=child.id).bot.list()
+        assert (refused.value.status_code, refused.value.code) == (401, "NOT_AUTHENTICATED")
+        with pytest.raises(APIError) as hidden:
+            await rival.user.fetch(child.id)
+        assert hidden.value.code == "NOT_FOUND"
+
+    await cbk.user.token.delete(child.id, child_token.id)
+    async with sdk(client, child_token.token) as revoked:
+        with pytest.raises(APIError) as gone:
+            await revoked.bot.list()
+        assert gone.value.code == "NOT_AUTHENTICATED"
+    await cbk.user.delete(child.id)
+    assert (await cbk.user.list()).items == []
+
+
+async def test_a_token_limited_to_routes_is_refused_outside_them(
+    client: httpx.AsyncClient, cbk: ChatBotKit
+) -> None:
+    bot = await cbk.bot.create({"name": "Open"})
+    headers = {"Authorization": f"Bearer {cbk.options.token}"}
+    made = await client.post(
+        "/api/v1/token/create",
+        headers=headers,
+        json={"name": "bots only", "config": {"allowedRoutes": ["bot/**", "!bot/*/delete"]}},
+    )
+    assert made.status_code == 200, made.text
+    scoped = made.json()
+    assert scoped["token"] and scoped["id"]
+    async with sdk(client, scoped["token"]) as limited:
+        assert [item.id for item in (await limited.bot.list()).items] == [bot.id]
+        for refused_call in (limited.conversation.list(), limited.bot.delete(bot.id), limited.dataset.list()):
+            with pytest.raises(APIError) as refused:
+                await refused_call
+            assert (refused.value.status_code, refused.value.code) == (401, "NOT_AUTHORIZED")
+    # Limited on every face, not only this one.
+    other_face = await client.get("/api/v1/bots/", headers={"Authorization": f"Bearer {scoped['token']}"})
+    assert other_face.status_code == 403
+    # A limited token cannot make tokens, even within its routes.
+    escalate = await client.post(
+        "/api/v1/token/create", headers={"Authorization": f"Bearer {scoped['token']}"}, json={}
+    )
+    assert escalate.status_code == 401 and escalate.json()["code"] == "NOT_AUTHORIZED"
+    listed = (await client.get("/api/v1/token/list", headers=headers)).json()
+    assert scoped["id"] in [item["id"] for item in listed["items"]]
+    deleted = await client.post(f"/api/v1/token/{scoped['id']}/delete", headers=headers, json={})
+    assert deleted.json() == {"id": scoped["id"]}

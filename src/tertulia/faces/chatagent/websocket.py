@@ -43,6 +43,8 @@ async def _admit(runtime: Runtime, token: str | None, conversation_id: str) -> P
         raise Unauthenticated("missing token")
     async with runtime.database.session() as session:
         principal = await authenticate_token(session, token, runtime.secret)
+        if not principal.allows_route(f"/api/v1/ws/conversations/{conversation_id}"):
+            raise Unauthenticated("this key is limited to other routes")
         await get_conversation(session, principal, conversation_id)
     return principal
 

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tertulia.core.accounts import Principal
+from tertulia.core.accounts import Principal, act_as
 from tertulia.core.errors import Invalid
 from tertulia.faces.deps import RuntimeDep, SessionDep, admit
 
@@ -26,11 +26,16 @@ async def token_principal(
     session: SessionDep,
     authorization: Annotated[str | None, Header()] = None,
 ) -> Principal:
-    """`Authorization: Token <token>` (the document) or `Bearer <token>` (the SDKs)."""
+    """`Authorization: Token <token>` (the document) or `Bearer <token>` (the SDKs); with
+    `X-RunAs-UserId` (or the SDKs' `X-RunAs-User-Id`) a partner acts as a sub-account."""
     scheme, _, token = (authorization or "").strip().partition(" ")
     if scheme.lower() not in ("token", "bearer"):
         token = ""
-    return await admit(request, runtime, session, token.strip() or None)
+    principal = await admit(request, runtime, session, token.strip() or None)
+    run_as = request.headers.get("x-runas-user-id") or request.headers.get("x-runas-userid")
+    if run_as:
+        principal = await act_as(session, principal, run_as.strip())
+    return principal
 
 
 Caller = Annotated[Principal, Depends(token_principal)]
