@@ -1,0 +1,72 @@
+// The real @chatbotkit/sdk against a Tertulia server: BASE_URL and TOKEN come from the
+// test (test_node_sdk.py), which asserts on the JSON this prints. Retries are off so that a
+// refused call is seen once.
+import { ChatBotKit } from '@chatbotkit/sdk'
+
+const baseUrl = process.env.BASE_URL
+const secret = process.env.TOKEN
+const options = { baseUrl, retries: 0, timeout: 120000 }
+const cbk = new ChatBotKit({ ...options, secret })
+const out = {}
+
+async function refusal(call) {
+  try {
+    await call()
+    return null
+  } catch (error) {
+    return { name: error.name, code: error.code }
+  }
+}
+
+// A bot, a dataset with records, the bot answering from them.
+const bot = await cbk.bot.create({ name: 'Node helper', backstory: 'You are a helpful assistant. Answer in one short sentence.' })
+out.bot = await cbk.bot.fetch(bot.id)
+const dataset = await cbk.dataset.create({ name: 'node kb' })
+await cbk.dataset.record.create(dataset.id, { text: 'The Tertulia lighthouse is lit at 21:40 every night.', source: 'faq' })
+await cbk.dataset.record.create(dataset.id, { text: 'The harbour office is closed on Sundays.' })
+out.records = await cbk.dataset.record.list(dataset.id)
+out.search = await cbk.dataset.search(dataset.id, 'When is the lighthouse lit?')
+await cbk.bot.update(bot.id, { datasetId: dataset.id })
+
+// A conversation: complete in JSON, then streamed as JSONL.
+const conversation = await cbk.conversation.create({ botId: bot.id })
+out.answer = await cbk.conversation.complete(conversation.id, { text: 'At what time is the Tertulia lighthouse lit?' })
+out.stream = []
+for await (const item of cbk.conversation.complete(conversation.id, { text: 'Say hello.' }).stream()) {
+  out.stream.push(item)
+}
+out.messages = await cbk.conversation.message.list(conversation.id)
+out.stateless = await cbk.conversation.complete(null, { messages: [{ type: 'user', text: 'What is 2 + 2? Answer with the number.' }] })
+
+// Cursor pages of conversations, two at a time.
+for (let n = 0; n < 3; n++) await cbk.conversation.create({ botId: bot.id })
+out.pages = []
+let cursor
+for (;;) {
+  const page = await cbk.conversation.list({ take: 2, ...(cursor ? { cursor } : {}) })
+  if (!page.items.length) break
+  out.pages.push(page.items.map((item) => item.id))
+  cursor = page.cursor
+}
+
+// A token limited to bots, refused elsewhere.
+const made = await fetch(new URL('/api/v1/token/create', baseUrl), {
+  method: 'POST',
+  headers: { Authorization: `Bearer ${secret}`, 'Content-Type': 'application/json' },
+  body: JSON.stringify({ name: 'bots only', config: { allowedRoutes: ['bot/**'] } }),
+}).then((response) => response.json())
+const limited = new ChatBotKit({ ...options, secret: made.token })
+out.limitedBots = (await limited.bot.list()).items.map((item) => item.id)
+out.limitedRefusal = await refusal(() => limited.conversation.list())
+
+// A partner acting as its sub-account.
+const child = await cbk.partner.user.create({ name: 'Shop', email: 'node-shop@example.com' })
+const asChild = new ChatBotKit({ ...options, secret, runAsUserId: child.id })
+const childBot = await asChild.bot.create({ name: 'Shop bot' })
+out.childBots = (await asChild.bot.list()).items.map((item) => item.id)
+out.childBot = childBot.id
+out.parentBots = (await cbk.bot.list()).items.map((item) => item.id)
+out.strangerRefusal = await refusal(() => new ChatBotKit({ ...options, secret, runAsUserId: 'usr_nobody' }).bot.list())
+out.missing = await refusal(() => cbk.bot.fetch('bot_missing'))
+
+process.stdout.write(JSON.stringify(out))
