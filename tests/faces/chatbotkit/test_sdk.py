@@ -286,3 +286,14 @@ async def test_a_token_limited_to_routes_is_refused_outside_them(
     assert scoped["id"] in [item["id"] for item in listed["items"]]
     deleted = await client.post(f"/api/v1/token/{scoped['id']}/delete", headers=headers, json={})
     assert deleted.json() == {"id": scoped["id"]}
+
+
+async def test_the_spec_describes_what_is_served(client: httpx.AsyncClient) -> None:
+    for prefix in ("/v1", "/api/v1"):
+        response = await client.get(f"{prefix}/spec.json")
+        assert response.status_code == 200
+        spec = response.json()
+        assert spec["openapi"].startswith("3.") and spec["servers"][0]["url"].endswith("/v1")
+        for path in ("/bot/list", "/conversation/{conversation_id}/complete", "/dataset/{dataset_id}/search"):
+            assert path in spec["paths"], path
+        assert not any(path.startswith(("/api/", "/v1/")) for path in spec["paths"])

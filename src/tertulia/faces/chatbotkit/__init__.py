@@ -7,7 +7,7 @@ are still to come."""
 
 from fastapi import APIRouter
 
-from tertulia.faces.chatbotkit import accounts, bots, conversations, datasets, usage
+from tertulia.faces.chatbotkit import accounts, bots, conversations, datasets, spec, usage
 from tertulia.faces.chatbotkit.errors import dialect
 
 resources = APIRouter()
@@ -19,5 +19,7 @@ resources.include_router(accounts.users)
 router = APIRouter()
 router.include_router(resources, prefix="/api/v1")
 router.include_router(resources, prefix="/v1", include_in_schema=False)
+for prefix in ("/v1", "/api/v1"):
+    router.include_router(spec.spec_router(), prefix=prefix)
 
 __all__ = ["dialect", "router"]
