@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.core.bots import get_bot
-from tertulia.core.errors import Invalid
+from tertulia.core.errors import Invalid, NotFound
 from tertulia.core.paging import Page, count_rows
 from tertulia.core.principal import Principal, find_owned, owned
 from tertulia.store.tables import Conversation, Message, utcnow
@@ -169,6 +169,46 @@ async def add_message(
     conversation.updated_at = utcnow()
     await session.commit()
     return message
+
+
+async def get_message(
+    session: AsyncSession, actor: Principal, conversation_id: str, message_id: str
+) -> Message:
+    conversation = await get_conversation(session, actor, conversation_id)
+    message = await session.scalar(
+        select(Message).where(Message.id == message_id, Message.conversation_id == conversation.id)
+    )
+    if message is None:
+        raise NotFound("message not found")
+    return message
+
+
+async def update_message(
+    session: AsyncSession,
+    actor: Principal,
+    conversation_id: str,
+    message_id: str,
+    content: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Message:
+    """Changes a stored message's text or metadata (an operator's correction, a rating)."""
+    actor.require("conversations:write")
+    message = await get_message(session, actor, conversation_id, message_id)
+    if content is not None:
+        message.content = content
+    if metadata is not None:
+        message.meta = dict(metadata)
+    await session.commit()
+    return message
+
+
+async def delete_message(
+    session: AsyncSession, actor: Principal, conversation_id: str, message_id: str
+) -> None:
+    actor.require("conversations:write")
+    message = await get_message(session, actor, conversation_id, message_id)
+    await session.delete(message)
+    await session.commit()
 
 
 async def list_messages(

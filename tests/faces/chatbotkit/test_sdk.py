@@ -297,3 +297,33 @@ async def test_the_spec_describes_what_is_served(client: httpx.AsyncClient) -> N
         for path in ("/bot/list", "/conversation/{conversation_id}/complete", "/dataset/{dataset_id}/search"):
             assert path in spec["paths"], path
         assert not any(path.startswith(("/api/", "/v1/")) for path in spec["paths"])
+
+
+async def test_messages_are_written_read_corrected_rated_and_removed(
+    client: httpx.AsyncClient, cbk: ChatBotKit
+) -> None:
+    bot = await cbk.bot.create({"name": "Notes"})
+    conversation = await cbk.conversation.create({"botId": bot.id})
+    headers = {"Authorization": f"Bearer {cbk.options.token}"}
+    base = f"/api/v1/conversation/{conversation.id}/message"
+    made = await client.post(
+        f"{base}/create", headers=headers, json={"type": "bot", "text": "Welcome!", "meta": {"k": 1}}
+    )
+    message_id = made.json()["id"]
+    fetched = (await client.get(f"{base}/{message_id}/fetch", headers=headers)).json()
+    assert (fetched["type"], fetched["text"], fetched["meta"]) == ("bot", "Welcome!", {"k": 1})
+    await client.post(
+        f"{base}/{message_id}/update",
+        headers=headers,
+        json={"text": "Welcome back!", "meta": {"$update": {"j": 2}}},
+    )
+    fetched = (await client.get(f"{base}/{message_id}/fetch", headers=headers)).json()
+    assert fetched["text"] == "Welcome back!" and fetched["meta"] == {"k": 1, "j": 2}
+    rated = await client.post(f"{base}/{message_id}/downvote", headers=headers, json={"reason": "too short"})
+    assert rated.json() == {"id": message_id}
+    assert (await cbk.conversation.upvote(conversation.id, {"value": 1})).id == conversation.id
+    bad = await client.post(f"{base}/create", headers=headers, json={"type": "wizard", "text": "x"})
+    assert bad.status_code == 400 and bad.json()["code"] == "BAD_REQUEST"
+    await client.post(f"{base}/{message_id}/delete", headers=headers, json={})
+    gone = await client.get(f"{base}/{message_id}/fetch", headers=headers)
+    assert gone.status_code == 404

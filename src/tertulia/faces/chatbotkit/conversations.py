@@ -309,3 +309,108 @@ async def receive(
         }
 
     return await _answer(request, events, shape)
+
+
+# --- messages and ratings -------------------------------------------------------------------
+
+
+@router.post("/{conversation_id}/message/create")
+async def create_message(
+    conversation_id: str, principal: Caller, session: SessionDep, body: dict = Body
+) -> dict[str, Any]:
+    clean(body, "body")
+    [(kind, text)] = _messages([{"type": body.get("type"), "text": body.get("text")}], "message")
+    meta = {
+        "cbk_type": kind,
+        **({"cbk": clean_meta(body["meta"])} if isinstance(body.get("meta"), dict) else {}),
+    }
+    message = await conversations.add_message(
+        session, principal, conversation_id, ROLE_OF.get(kind, "system"), text, metadata=meta
+    )
+    return {"id": message.id}
+
+
+@router.get("/{conversation_id}/message/{message_id}/fetch")
+async def fetch_message(
+    conversation_id: str, message_id: str, principal: Caller, session: SessionDep
+) -> dict[str, Any]:
+    return message_public(await conversations.get_message(session, principal, conversation_id, message_id))
+
+
+@router.post("/{conversation_id}/message/{message_id}/update")
+async def update_message(
+    conversation_id: str, message_id: str, principal: Caller, session: SessionDep, body: dict = Body
+) -> dict[str, Any]:
+    clean(body, "body")
+    message = await conversations.get_message(session, principal, conversation_id, message_id)
+    text = _text(body, required=False)
+    meta = merged_meta(message.meta.get("cbk", {}), body)
+    metadata = {**message.meta, "cbk": meta} if meta is not None else None
+    await conversations.update_message(session, principal, conversation_id, message_id, text, metadata)
+    return {"id": message_id}
+
+
+@router.post("/{conversation_id}/message/{message_id}/delete")
+async def delete_message(
+    conversation_id: str, message_id: str, principal: Caller, session: SessionDep
+) -> dict[str, Any]:
+    await conversations.delete_message(session, principal, conversation_id, message_id)
+    return {"id": message_id}
+
+
+def _rating(body: dict[str, Any], sign: int) -> dict[str, Any]:
+    value = body.get("value", 1)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise Invalid("value must be a positive number", {"field": "value"})
+    reason = body.get("reason")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > 4000):
+        raise Invalid("reason must be text", {"field": "reason"})
+    return {"value": sign * (value or 1), **({"reason": reason} if reason else {})}
+
+
+async def _rate_conversation(
+    conversation_id: str, principal: Any, session: Any, body: dict[str, Any], sign: int
+) -> dict[str, Any]:
+    clean(body, "body")
+    conversation = await conversations.get_conversation(session, principal, conversation_id)
+    metadata = {**conversation.meta, "rating": _rating(body, sign)}
+    await conversations.update_conversation(session, principal, conversation.id, {"metadata": metadata})
+    return {"id": conversation.id}
+
+
+async def _rate_message(
+    conversation_id: str, message_id: str, principal: Any, session: Any, body: dict[str, Any], sign: int
+) -> dict[str, Any]:
+    clean(body, "body")
+    message = await conversations.get_message(session, principal, conversation_id, message_id)
+    metadata = {**message.meta, "rating": _rating(body, sign)}
+    await conversations.update_message(session, principal, conversation_id, message_id, metadata=metadata)
+    return {"id": message_id}
+
+
+@router.post("/{conversation_id}/upvote")
+async def upvote(
+    conversation_id: str, principal: Caller, session: SessionDep, body: dict = Body
+) -> dict[str, Any]:
+    return await _rate_conversation(conversation_id, principal, session, body, 1)
+
+
+@router.post("/{conversation_id}/downvote")
+async def downvote(
+    conversation_id: str, principal: Caller, session: SessionDep, body: dict = Body
+) -> dict[str, Any]:
+    return await _rate_conversation(conversation_id, principal, session, body, -1)
+
+
+@router.post("/{conversation_id}/message/{message_id}/upvote")
+async def upvote_message(
+    conversation_id: str, message_id: str, principal: Caller, session: SessionDep, body: dict = Body
+) -> dict[str, Any]:
+    return await _rate_message(conversation_id, message_id, principal, session, body, 1)
+
+
+@router.post("/{conversation_id}/message/{message_id}/downvote")
+async def downvote_message(
+    conversation_id: str, message_id: str, principal: Caller, session: SessionDep, body: dict = Body
+) -> dict[str, Any]:
+    return await _rate_message(conversation_id, message_id, principal, session, body, -1)
