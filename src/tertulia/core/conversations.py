@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.core.bots import get_bot
+from tertulia.core.contacts import get_contact
 from tertulia.core.errors import Invalid, NotFound
 from tertulia.core.paging import Page, count_rows
 from tertulia.core.principal import Principal, find_owned, owned
@@ -26,6 +27,7 @@ class ConversationDraft:
     platform_chat_id: str | None = None
     visitor_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    contact_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ async def create_conversation(
         if value is not None and len(value) > longest:
             raise Invalid(f"{name} has at most {longest} characters", {"field": name})
     bot = await get_bot(session, actor, draft.bot_id)
+    if draft.contact_id is not None:
+        await get_contact(session, actor, draft.contact_id)  # the account's own, or not found
     conversation = Conversation(
         account_id=actor.account_id,
         bot_id=bot.id,
@@ -66,6 +70,7 @@ async def create_conversation(
         platform_chat_id=draft.platform_chat_id,
         visitor_id=draft.visitor_id,
         meta=draft.metadata,
+        contact_id=draft.contact_id,
     )
     session.add(conversation)
     await session.commit()

@@ -222,6 +222,8 @@ class Conversation(Timestamps, Base):
     status: Mapped[str] = mapped_column(String(16), default="open")
     visitor_id: Mapped[str | None] = mapped_column(String(128))
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    # The contact talking (core.contacts clears it when the contact is deleted).
+    contact_id: Mapped[str | None] = mapped_column(String(40), index=True)
 
 
 class Message(Base):
@@ -376,3 +378,20 @@ class Chat(Base):
     bot_id: Mapped[str | None] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"), index=True)
     conversation_id: Mapped[str | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Contact(Timestamps, Base):
+    """Someone an account's bots talk to, known by a fingerprint of the account's choosing."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("account_id", "fingerprint", name="uq_contacts_account_fingerprint"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("ct"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    fingerprint: Mapped[str] = mapped_column(String(256))
+    name: Mapped[str | None] = mapped_column(String(256))
+    nick: Mapped[str | None] = mapped_column(String(128))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(Text)
+    preferences: Mapped[str | None] = mapped_column(Text)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)

@@ -327,3 +327,34 @@ async def test_messages_are_written_read_corrected_rated_and_removed(
     await client.post(f"{base}/{message_id}/delete", headers=headers, json={})
     gone = await client.get(f"{base}/{message_id}/fetch", headers=headers)
     assert gone.status_code == 404
+
+
+async def test_contacts_are_kept_by_fingerprint_and_linked_to_conversations(cbk: ChatBotKit) -> None:
+    made = await cbk.contact.create({"name": "Ana", "email": "ana@example.com", "fingerprint": "ana-1"})
+    contact = await cbk.contact.fetch(made.id)
+    assert (contact.name, contact.email, contact.fingerprint) == ("Ana", "ana@example.com", "ana-1")
+    with pytest.raises(APIError) as twice:
+        await cbk.contact.create({"fingerprint": "ana-1"})
+    assert (twice.value.status_code, twice.value.code) == (409, "CONFLICT")
+    anonymous = await cbk.contact.fetch((await cbk.contact.create({"name": "Visitor"})).id)
+    assert anonymous.fingerprint  # one is made when none is given
+
+    bot = await cbk.bot.create({"name": "Desk"})
+    first = await cbk.conversation.create({"botId": bot.id, "contactId": made.id})
+    second = await cbk.conversation.create(
+        {"botId": bot.id, "contactId": {"fingerprint": "ana-1", "name": "Ana"}}
+    )
+    assert (await cbk.conversation.fetch(second.id)).contact_id == made.id  # ensured, not duplicated
+    await cbk.contact.update(made.id, {"phone": "+34 600 000 000", "meta": {"$update": {"vip": True}}})
+    contact = await cbk.contact.fetch(made.id)
+    assert contact.phone == "+34 600 000 000" and contact.meta == {"vip": True}
+    assert len((await cbk.contact.list()).items) == 2
+    assert (await cbk.contact.ensure({"fingerprint": "ana-1"})).id == made.id
+    talks = await cbk.contact.conversation.list(made.id)
+    assert sorted(item.id for item in talks.items) == sorted([first.id, second.id])
+
+    await cbk.contact.delete(made.id)
+    assert getattr(await cbk.conversation.fetch(first.id), "contact_id", None) is None
+    with pytest.raises(APIError) as gone:
+        await cbk.conversation.create({"botId": bot.id, "contactId": made.id})
+    assert gone.value.code == "NOT_FOUND"

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 
-from tertulia.core import conversations
+from tertulia.core import contacts, conversations
 from tertulia.core.catalog import ModelChoice
 from tertulia.core.chat import ChatEvent, Completion, Done, Failed, Question, Token, collect_reply
 from tertulia.core.errors import Invalid
@@ -42,6 +42,7 @@ ROLE_OF = {"user": "user", "bot": "assistant"}
 TYPE_OF = {"user": "user", "assistant": "bot", "system": "context", "operator": "bot", "tool": "activity"}
 MESSAGE_TYPES = ("user", "bot", "reasoning", "context", "instruction", "backstory", "activity", "checkpoint")
 MAX_TEXT = 32_000
+CONTACT_FIELDS = ("fingerprint", "name", "nick", "email", "phone", "description", "preferences")
 
 
 def conversation_public(conversation: Conversation) -> dict[str, Any]:
@@ -54,6 +55,8 @@ def conversation_public(conversation: Conversation) -> dict[str, Any]:
     }
     if conversation.title:
         body["name"] = conversation.title
+    if conversation.contact_id:
+        body["contactId"] = conversation.contact_id
     return body
 
 
@@ -101,6 +104,18 @@ def _text(body: dict[str, Any], required: bool) -> str | None:
     return text
 
 
+async def _contact(session: Any, principal: Any, given: Any) -> str | None:
+    """`contactId`: a contact's id, or a contact (with its fingerprint) to ensure."""
+    if given is None:
+        return None
+    if isinstance(given, str):
+        return (await contacts.get_contact(session, principal, given)).id
+    if isinstance(given, dict):
+        values = {name: given[name] for name in CONTACT_FIELDS if given.get(name) is not None}
+        return (await contacts.ensure_contact(session, principal, values)).id
+    raise Invalid("contactId must be a contact id or a contact", {"field": "contactId"})
+
+
 # --- resources -------------------------------------------------------------------------------
 
 
@@ -130,7 +145,13 @@ async def create_conversation(principal: Caller, session: SessionDep, body: dict
     given = _messages(body.get("messages"))
     name = body.get("name") if isinstance(body.get("name"), str) else ""
     meta = {"cbk": clean_meta(body.get("meta"))} if isinstance(body.get("meta"), dict) else {}
-    draft = conversations.ConversationDraft(bot_id=bot.id, title=name[:256], platform="api", metadata=meta)
+    draft = conversations.ConversationDraft(
+        bot_id=bot.id,
+        title=name[:256],
+        platform="api",
+        metadata=meta,
+        contact_id=await _contact(session, principal, body.get("contactId")),
+    )
     conversation = await conversations.create_conversation(session, principal, draft)
     for kind, text in given:
         await conversations.add_message(

@@ -25,7 +25,9 @@ CODES: dict[str, tuple[int, str]] = {
 
 # ChatBotKit's singular resources, under /v1 and /api/v1 (ChatAgent owns the rest of /api/v1;
 # its /api/v1/usage stays ChatAgent's, ChatBotKit's is /usage/fetch).
-_PATHS = re.compile(r"^/(api/)?v1/((bot|conversation|dataset|token|user|partner)(/|$)|usage/|spec\.json$)")
+_PATHS = re.compile(
+    r"^/(api/)?v1/((bot|conversation|dataset|contact|token|user|partner)(/|$)|usage/|spec\.json$)"
+)
 
 
 def owns(path: str) -> bool:
