@@ -47,6 +47,12 @@ async def test_bots_are_created_fetched_updated_listed_and_deleted(cbk: ChatBotK
     assert bot.meta == {"tier": "gold", "a": 1} and bot.description == "d"
     await cbk.bot.update(created.id, {"meta": {"only": True}})
     assert (await cbk.bot.fetch(created.id)).meta == {"only": True}
+    # The Node SDK's model with its config: `name/key=value`.
+    await cbk.bot.update(created.id, {"model": "gpt-4o/temperature=0.3"})
+    assert (await cbk.bot.fetch(created.id)).model == "gpt-4o"
+    with pytest.raises(APIError) as unknown:
+        await cbk.bot.update(created.id, {"model": "skynet-9"})
+    assert unknown.value.code == "BAD_REQUEST"
 
     page = await cbk.bot.list({"take": 10})
     assert [item.id for item in page.items] == [created.id] and page.cursor == created.id

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.core import bots
 from tertulia.core.accounts import Principal
+from tertulia.core.catalog import PROVIDERS
 from tertulia.core.errors import Invalid
 from tertulia.core.models import chat_choice
 from tertulia.core.principal import owned
@@ -43,13 +44,22 @@ def bot_public(bot: Bot) -> dict[str, Any]:
         "backstory": bot.system_prompt,
         "meta": bot.meta or {},
     }
-    if bot.llm_model:
-        body["model"] = (
-            bot.llm_model if bot.llm_provider == "local" else f"{bot.llm_provider}/{bot.llm_model}"
-        )
+    if bot.llm_model:  # as it was given: a bare name reads back bare (openai-compatible's prefixed)
+        prefixed = bot.llm_provider == "openai-compatible"
+        body["model"] = f"{bot.llm_provider}/{bot.llm_model}" if prefixed else bot.llm_model
     if linked:
         body["datasetId"] = linked[0]
     return body
+
+
+def _model_options(model: str) -> tuple[str, dict[str, str]]:
+    """`gpt-4o/temperature=0.7/…` (the Node SDK's model with its config) → the model and its
+    options; `provider/model` stays whole."""
+    name, *rest = model.split("/")
+    if name in PROVIDERS and rest and "=" not in rest[0]:
+        name, rest = f"{name}/{rest[0]}", rest[1:]
+    options = dict(part.split("=", 1) for part in rest if "=" in part)
+    return name, options
 
 
 def _values(body: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
@@ -64,8 +74,14 @@ def _values(body: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
     if body.get("model"):
         if not isinstance(body["model"], str):
             raise Invalid("model must be a model name", {"field": "model"})
-        choice = chat_choice(body["model"], runtime.models.local_models())
+        name, options = _model_options(body["model"])
+        choice = chat_choice(name, runtime.models.local_models())
         values["llm_provider"], values["llm_model"] = choice.provider, choice.model_id
+        if "temperature" in options:
+            try:
+                values["temperature"] = float(options["temperature"])
+            except ValueError as error:
+                raise Invalid("the model's temperature must be a number", {"field": "model"}) from error
     if "datasetId" in body:
         dataset = body["datasetId"]
         if dataset is not None and not isinstance(dataset, str):
