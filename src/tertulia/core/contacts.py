@@ -46,12 +46,16 @@ async def create_contact(session: AsyncSession, actor: Principal, values: dict[s
     values.setdefault("fingerprint", secrets.token_hex(12))
     contact = Contact(account_id=actor.account_id, **{**values, "meta": values.get("meta") or {}})
     session.add(contact)
+    await _commit(session)
+    return contact
+
+
+async def _commit(session: AsyncSession) -> None:
     try:
         await session.commit()
     except IntegrityError as error:
         await session.rollback()
         raise Conflict("a contact with this fingerprint exists", {"field": "fingerprint"}) from error
-    return contact
 
 
 async def get_contact(session: AsyncSession, actor: Principal, contact_id: str) -> Contact:
@@ -90,11 +94,7 @@ async def update_contact(
     for name, value in _check(dict(values)).items():
         setattr(contact, name, value)
     contact.updated_at = utcnow()
-    try:
-        await session.commit()
-    except IntegrityError as error:
-        await session.rollback()
-        raise Conflict("a contact with this fingerprint exists", {"field": "fingerprint"}) from error
+    await _commit(session)
     return contact
 
 

@@ -31,6 +31,8 @@ async def cbk(client: httpx.AsyncClient) -> AsyncIterator[ChatBotKit]:
 
 
 STEADY_BACKSTORY = "You are a helpful assistant. Answer in one short sentence."
+# Greedy decoding, so that the small local model answers the same way every run.
+STEADY_MODEL = "qwen2.5-coder-0.5b-instruct/temperature=0"
 
 
 async def test_bots_are_created_fetched_updated_listed_and_deleted(cbk: ChatBotKit) -> None:
@@ -90,7 +92,7 @@ async def test_lists_page_by_cursor_in_either_order(cbk: ChatBotKit) -> None:
 
 
 async def test_a_conversation_completes_in_json_and_in_a_jsonl_stream(cbk: ChatBotKit) -> None:
-    bot = await cbk.bot.create({"name": "Talker", "backstory": STEADY_BACKSTORY})
+    bot = await cbk.bot.create({"name": "Talker", "backstory": STEADY_BACKSTORY, "model": STEADY_MODEL})
     created = await cbk.conversation.create({"botId": bot.id, "messages": [{"type": "user", "text": "hi"}]})
     assert created.messages[0].text == "hi"
 
@@ -112,16 +114,14 @@ async def test_a_conversation_completes_in_json_and_in_a_jsonl_stream(cbk: ChatB
 
 
 async def test_stateless_complete_and_send_then_receive(cbk: ChatBotKit) -> None:
+    bot = await cbk.bot.create({"name": "Receiver", "backstory": STEADY_BACKSTORY, "model": STEADY_MODEL})
     stateless = await cbk.conversation.complete(
         None,
-        {
-            "backstory": STEADY_BACKSTORY,
-            "messages": [{"type": "user", "text": "What is 2 + 2? Answer with the number."}],
-        },
+        {"botId": bot.id, "messages": [{"type": "user", "text": "What is 2 + 2? Answer with the number."}]},
     )
     assert "4" in stateless.text and stateless.usage.token > 0
-
-    bot = await cbk.bot.create({"name": "Receiver", "backstory": STEADY_BACKSTORY})
+    raw = await cbk.conversation.complete(None, {"messages": [{"type": "user", "text": "Say hi."}]})
+    assert raw.text and raw.end.reason.value in ("stop", "length")  # the server's default model
     conversation = await cbk.conversation.create({"botId": bot.id})
     sent = await cbk.conversation.send(conversation.id, {"text": "What is the capital of Italy?"})
     assert sent.id and sent.entities == []
@@ -157,7 +157,9 @@ async def test_the_wire_as_the_document_shows_it(client: httpx.AsyncClient) -> N
     content type; messages in order; JSONL lines without a blank one."""
     headers = {"Authorization": f"Token {await token_for(client, 'wire')}"}
     made = await client.post(
-        "/v1/bot/create", headers=headers, json={"name": "Wire", "backstory": STEADY_BACKSTORY}
+        "/v1/bot/create",
+        headers=headers,
+        json={"name": "Wire", "backstory": STEADY_BACKSTORY, "model": STEADY_MODEL},
     )
     created = await client.post("/v1/conversation/create", headers=headers, json={"botId": made.json()["id"]})
     assert created.status_code == 200 and created.headers["content-type"] == "application/json"
@@ -204,7 +206,9 @@ async def test_a_dataset_with_records_is_searched_and_grounds_the_bot(cbk: ChatB
     [best, *_] = (await cbk.dataset.search(dataset.id, {"search": "Which day is it closed?"})).records
     assert best.id == closed.id and "Mondays" in best.text
 
-    bot = await cbk.bot.create({"name": "Café", "backstory": STEADY_BACKSTORY, "datasetId": dataset.id})
+    bot = await cbk.bot.create(
+        {"name": "Café", "backstory": STEADY_BACKSTORY, "model": STEADY_MODEL, "datasetId": dataset.id}
+    )
     assert (await cbk.bot.fetch(bot.id)).dataset_id == dataset.id
     answer = await cbk.conversation.complete(
         None,

@@ -19,7 +19,11 @@ async function refusal(call) {
 }
 
 // A bot, a dataset with records, the bot answering from them.
-const bot = await cbk.bot.create({ name: 'Node helper', backstory: 'You are a helpful assistant. Answer in one short sentence.' })
+const bot = await cbk.bot.create({
+  name: 'Node helper',
+  backstory: 'You are a helpful assistant. Answer in one short sentence.',
+  model: 'qwen2.5-coder-0.5b-instruct/temperature=0', // greedy: the same answer every run
+})
 out.bot = await cbk.bot.fetch(bot.id)
 const dataset = await cbk.dataset.create({ name: 'node kb' })
 await cbk.dataset.record.create(dataset.id, { text: 'The Tertulia lighthouse is lit at 21:40 every night.', source: 'faq' })
@@ -36,7 +40,7 @@ for await (const item of cbk.conversation.complete(conversation.id, { text: 'Say
   out.stream.push(item)
 }
 out.messages = await cbk.conversation.message.list(conversation.id)
-out.stateless = await cbk.conversation.complete(null, { messages: [{ type: 'user', text: 'What is 2 + 2? Answer with the number.' }] })
+out.stateless = await cbk.conversation.complete(null, { botId: bot.id, messages: [{ type: 'user', text: 'When is the Tertulia lighthouse lit?' }] })
 
 // Cursor pages of conversations, two at a time.
 for (let n = 0; n < 3; n++) await cbk.conversation.create({ botId: bot.id })
