@@ -96,7 +96,7 @@ class Account(Timestamps, Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     description: Mapped[str | None] = mapped_column(Text)
-    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict, server_default="{}")
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, default=dict)  # null: {}
 
 
 class ApiKey(Base):
@@ -162,7 +162,8 @@ class Bot(Timestamps, Base):
     no_context_use_message: Mapped[bool] = mapped_column(Boolean, default=True)
     no_context_llm_guess: Mapped[bool] = mapped_column(Boolean, default=False)
     llm_generate_related_prompts: Mapped[bool] = mapped_column(Boolean, default=False)
-    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict, server_default="{}")
+    # Null for bots made before it existed (a JSON server default cannot be compared on PostgreSQL).
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, default=dict)
 
     knowledge_bases: Mapped[list["KnowledgeBase"]] = relationship(
         secondary=bot_knowledge_bases, lazy="selectin", order_by="KnowledgeBase.created_at"

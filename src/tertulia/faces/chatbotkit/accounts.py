@@ -117,7 +117,7 @@ def _user_changes(body: dict[str, Any], current: Account | None) -> dict[str, An
             changes[column] = body[field]
     if "nickname" in changes:
         changes["nickname"] = changes["nickname"][:128]
-    meta = merged_meta(current.meta if current else {}, body) if current else None
+    meta = merged_meta(current.meta or {}, body) if current else None
     if current is None and isinstance(body.get("meta"), dict):
         meta = clean_meta(body["meta"])
     if meta is not None:

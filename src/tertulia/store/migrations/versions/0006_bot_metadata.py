@@ -16,7 +16,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("bots", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("metadata", sa.JSON(), nullable=False, server_default="{}"))
+        batch_op.add_column(sa.Column("metadata", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:

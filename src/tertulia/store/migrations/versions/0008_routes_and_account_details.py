@@ -19,7 +19,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("allowed_routes", sa.JSON(), nullable=True))
     with op.batch_alter_table("accounts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("description", sa.Text(), nullable=True))
-        batch_op.add_column(sa.Column("metadata", sa.JSON(), nullable=False, server_default="{}"))
+        batch_op.add_column(sa.Column("metadata", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
