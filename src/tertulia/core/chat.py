@@ -619,6 +619,16 @@ def _first(*values: float | None) -> float:
     return next(value for value in values if value is not None)
 
 
+async def opening(events: AsyncIterator[ChatEvent]) -> ChatEvent | None:
+    """For faces that stream: the first event, read before the response starts, so that a
+    failure before any of the reply is raised (and the stream closed) as a real error."""
+    first = await anext(events, None)
+    if isinstance(first, Failed):
+        await events.aclose()  # type: ignore[attr-defined]
+        raise first.error
+    return first
+
+
 async def collect_reply(events: AsyncIterator[ChatEvent]) -> Done:
     """For faces that answer in one piece: the finished reply, or the failure raised."""
     async with aclosing(events) as stream:

@@ -199,6 +199,30 @@ async def delete_document(
     await session.commit()
 
 
+async def add_and_wait(
+    session: AsyncSession,
+    actor: Principal,
+    base_id: str,
+    upload: Upload,
+    jobs: JobRunner,
+    *,
+    max_bytes: int,
+    max_unpacked_bytes: int,
+    timeout_seconds: float,
+    field: str,
+) -> Accepted:
+    """`add_document`, then its job waited for, for faces that answer once the content is
+    searchable (CriaBot's documents, ChatBotKit's records). A failed job is an Invalid naming
+    `field`; a job still running when the time is up comes back as it stands."""
+    accepted = await add_document(
+        session, actor, base_id, upload, jobs, max_bytes=max_bytes, max_unpacked_bytes=max_unpacked_bytes
+    )
+    job = await finished_job(session, actor, accepted.job.id, timeout_seconds)
+    if job.status == "failed":
+        raise Invalid(job.error or f"{upload.name!r} could not be indexed", {"field": field})
+    return Accepted(accepted.document, job)
+
+
 async def add_bot_document(
     session: AsyncSession,
     actor: Principal,

@@ -15,7 +15,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.core import bots, conversations, handoff
-from tertulia.core.chat import ChatEvent, Done, Failed, Question, Sources, Token, collect_reply
+from tertulia.core.chat import ChatEvent, Done, Failed, Question, Sources, Token, collect_reply, opening
 from tertulia.core.errors import NotFound
 from tertulia.core.knowledge import bases, documents
 from tertulia.core.knowledge.retrieval import Query as SearchQuery
@@ -219,10 +219,7 @@ async def chat(
             messageId=done.reply.id,
             sources=_refs(done.sources),
         )
-    first = await anext(events, None)
-    if isinstance(first, Failed):
-        await events.aclose()  # type: ignore[attr-defined]
-        raise first.error
+    first = await opening(events)
     return StreamingResponse(
         _stream(first, events, conversation.id),
         media_type="text/event-stream",

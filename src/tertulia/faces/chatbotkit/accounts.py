@@ -15,13 +15,10 @@ from tertulia.faces.chatbotkit.bots import Body
 from tertulia.faces.chatbotkit.common import (
     Caller,
     Paging,
-    clean_meta,
-    item_lines,
-    jsonl,
-    listing,
+    given_meta,
     merged_meta,
     ms,
-    wants_stream,
+    page_response,
 )
 from tertulia.faces.deps import SessionDep
 from tertulia.faces.inputs import clean
@@ -68,7 +65,7 @@ async def _list_tokens(session: AsyncSession, actor: Principal, request: Request
     actor.require("keys:read")
     query = select(ApiKey).where(ApiKey.account_id == actor.account_id, ApiKey.revoked_at.is_(None))
     items = [token_public(key) for key in await paging.page(session, query, ApiKey)]
-    return jsonl(item_lines(items)) if wants_stream(request) else listing(items)
+    return page_response(request, items)
 
 
 @tokens.get("/list")
@@ -119,7 +116,7 @@ def _user_changes(body: dict[str, Any], current: Account | None) -> dict[str, An
         changes["nickname"] = changes["nickname"][:128]
     meta = merged_meta(current.meta or {}, body) if current else None
     if current is None and isinstance(body.get("meta"), dict):
-        meta = clean_meta(body["meta"])
+        meta = given_meta(body)
     if meta is not None:
         changes["meta"] = meta
     return changes
@@ -149,7 +146,7 @@ async def list_users(
     principal.require("accounts:read")
     query = select(Account).where(Account.parent_id == principal.account_id)
     items = [user_public(account) for account in await paging.page(session, query, Account)]
-    return jsonl(item_lines(items)) if wants_stream(request) else listing(items)
+    return page_response(request, items)
 
 
 @_route("POST", "/create")

@@ -16,12 +16,10 @@ from tertulia.core.principal import owned
 from tertulia.faces.chatbotkit.common import (
     Caller,
     Paging,
-    clean_meta,
-    item_lines,
-    jsonl,
-    listing,
+    given_meta,
     merged_meta,
     ms,
+    page_response,
 )
 from tertulia.faces.deps import RuntimeDep, SessionDep
 from tertulia.faces.inputs import clean
@@ -111,10 +109,7 @@ async def list_bots(
 ) -> Any:
     principal.require("bots:read")
     rows = await paging.page(session, owned(principal, Bot), Bot)
-    items = [bot_public(bot) for bot in rows]
-    if "application/jsonl" in request.headers.get("accept", ""):
-        return jsonl(item_lines(items))
-    return listing(items)
+    return page_response(request, [bot_public(bot) for bot in rows])
 
 
 @router.get("/{bot_id}/fetch")
@@ -128,7 +123,7 @@ async def create_bot(
 ) -> dict[str, Any]:
     values = _values(body, runtime)
     values.setdefault("name", f"Bot {secrets.token_hex(3)}")  # ChatBotKit's names are optional
-    meta = clean_meta(body.get("meta")) if isinstance(body.get("meta"), dict) else {}
+    meta = given_meta(body)
     bot = await bots.create_bot(
         session, principal, bots.BotSettings(platform_type="api", meta=meta, **values)
     )

@@ -67,6 +67,11 @@ def merged_meta(current: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]
     return clean_meta(result)
 
 
+def given_meta(body: dict[str, Any]) -> dict[str, Any]:
+    """The `meta` a create sends (reserved keys dropped), {} when it sends none."""
+    return clean_meta(body["meta"]) if isinstance(body.get("meta"), dict) else {}
+
+
 def clean_meta(meta: dict[str, Any] | None) -> dict[str, Any]:
     return {key: value for key, value in (meta or {}).items() if key and (key[0].isalnum())}
 
@@ -107,6 +112,11 @@ class Paging:
             else (table.created_at.asc(), table.id.asc())
         )
         return list(await session.scalars(query.order_by(*ordering).limit(self.take)))
+
+
+def page_response(request: Request, items: Sequence[dict[str, Any]]) -> Any:
+    """A list action's answer: a page, or `item` lines when the client streams."""
+    return jsonl(item_lines(items)) if wants_stream(request) else listing(items)
 
 
 def listing(items: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -11,13 +11,10 @@ from tertulia.faces.chatbotkit.bots import Body
 from tertulia.faces.chatbotkit.common import (
     Caller,
     Paging,
-    clean_meta,
-    item_lines,
-    jsonl,
-    listing,
+    given_meta,
     merged_meta,
     ms,
-    wants_stream,
+    page_response,
 )
 from tertulia.faces.chatbotkit.conversations import CONTACT_FIELDS as FIELDS
 from tertulia.faces.chatbotkit.conversations import conversation_public
@@ -51,22 +48,18 @@ async def list_contacts(
 ) -> Any:
     principal.require("conversations:read")
     items = [contact_public(row) for row in await paging.page(session, owned(principal, Contact), Contact)]
-    return jsonl(item_lines(items)) if wants_stream(request) else listing(items)
+    return page_response(request, items)
 
 
 @router.post("/create")
 async def create_contact(principal: Caller, session: SessionDep, body: dict = Body) -> dict[str, Any]:
-    values = _values(body)
-    if isinstance(body.get("meta"), dict):
-        values["meta"] = clean_meta(body["meta"])
+    values = {**_values(body), "meta": given_meta(body)}
     return {"id": (await contacts.create_contact(session, principal, values)).id}
 
 
 @router.post("/ensure")
 async def ensure_contact(principal: Caller, session: SessionDep, body: dict = Body) -> dict[str, Any]:
-    values = _values(body)
-    if isinstance(body.get("meta"), dict):
-        values["meta"] = clean_meta(body["meta"])
+    values = {**_values(body), "meta": given_meta(body)}
     return {"id": (await contacts.ensure_contact(session, principal, values)).id}
 
 
@@ -101,4 +94,4 @@ async def list_contact_conversations(
     contact = await contacts.get_contact(session, principal, contact_id)
     query = owned(principal, Conversation).where(Conversation.contact_id == contact.id)
     items = [conversation_public(row) for row in await paging.page(session, query, Conversation)]
-    return jsonl(item_lines(items)) if wants_stream(request) else listing(items)
+    return page_response(request, items)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from tertulia.core import contacts, conversations
 from tertulia.core.catalog import ModelChoice
-from tertulia.core.chat import ChatEvent, Completion, Done, Failed, Question, Token, collect_reply
+from tertulia.core.chat import ChatEvent, Completion, Done, Failed, Question, Token, collect_reply, opening
 from tertulia.core.errors import Invalid
 from tertulia.core.models import chat_choice
 from tertulia.core.principal import owned
@@ -19,13 +19,12 @@ from tertulia.faces.chatbotkit.bots import Body, reachable_bot
 from tertulia.faces.chatbotkit.common import (
     Caller,
     Paging,
-    clean_meta,
-    item_lines,
+    given_meta,
     jsonl,
     line,
-    listing,
     merged_meta,
     ms,
+    page_response,
     wants_stream,
 )
 from tertulia.faces.chatbotkit.errors import error_body
@@ -128,7 +127,7 @@ async def list_conversations(
     if request.query_params.get("botId"):
         query = query.where(Conversation.bot_id == request.query_params["botId"])
     items = [conversation_public(row) for row in await paging.page(session, query, Conversation)]
-    return jsonl(item_lines(items)) if wants_stream(request) else listing(items)
+    return page_response(request, items)
 
 
 @router.get("/{conversation_id}/fetch")
@@ -144,7 +143,7 @@ async def create_conversation(principal: Caller, session: SessionDep, body: dict
     bot = await reachable_bot(session, principal, body["botId"])
     given = _messages(body.get("messages"))
     name = body.get("name") if isinstance(body.get("name"), str) else ""
-    meta = {"cbk": clean_meta(body.get("meta"))} if isinstance(body.get("meta"), dict) else {}
+    meta = {"cbk": given_meta(body)} if isinstance(body.get("meta"), dict) else {}
     draft = conversations.ConversationDraft(
         bot_id=bot.id,
         title=name[:256],
@@ -200,7 +199,7 @@ async def list_messages(
         Message.conversation_id == conversation.id, Message.account_id == principal.account_id
     )
     items = [message_public(row) for row in await paging.page(session, query, Message)]
-    return jsonl(item_lines(items)) if wants_stream(request) else listing(items)
+    return page_response(request, items)
 
 
 # --- replies --------------------------------------------------------------------------------
@@ -222,11 +221,7 @@ async def _answer(request: Request, events: AsyncIterator[ChatEvent], shape: Any
     the first line is an HTTP error; after it, an `error` line ends the stream."""
     if not wants_stream(request):
         return shape(await collect_reply(events))
-    first = await anext(events, None)
-    if isinstance(first, Failed):
-        await events.aclose()  # type: ignore[attr-defined]
-        raise first.error
-    return jsonl(_lines(first, events, shape))
+    return jsonl(_lines(await opening(events), events, shape))
 
 
 async def _lines(first: ChatEvent | None, events: AsyncIterator[ChatEvent], shape: Any) -> AsyncIterator[str]:
@@ -343,7 +338,7 @@ async def create_message(
     [(kind, text)] = _messages([{"type": body.get("type"), "text": body.get("text")}], "message")
     meta = {
         "cbk_type": kind,
-        **({"cbk": clean_meta(body["meta"])} if isinstance(body.get("meta"), dict) else {}),
+        **({"cbk": given_meta(body)} if isinstance(body.get("meta"), dict) else {}),
     }
     message = await conversations.add_message(
         session, principal, conversation_id, ROLE_OF.get(kind, "system"), text, metadata=meta

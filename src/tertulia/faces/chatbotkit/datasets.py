@@ -22,13 +22,10 @@ from tertulia.faces.chatbotkit.bots import Body
 from tertulia.faces.chatbotkit.common import (
     Caller,
     Paging,
-    clean_meta,
-    item_lines,
-    jsonl,
-    listing,
+    given_meta,
     merged_meta,
     ms,
-    wants_stream,
+    page_response,
 )
 from tertulia.faces.deps import RuntimeDep, SessionDep
 from tertulia.faces.inputs import clean
@@ -86,7 +83,7 @@ async def list_datasets(
     principal.require("knowledge:read")
     query = owned(principal, KnowledgeBase).where(KnowledgeBase.owner_bot_id.is_(None))
     items = [dataset_public(base) for base in await paging.page(session, query, KnowledgeBase)]
-    return jsonl(item_lines(items)) if wants_stream(request) else listing(items)
+    return page_response(request, items)
 
 
 @router.post("/create")
@@ -98,7 +95,7 @@ async def create_dataset(
     draft = bases.KnowledgeBaseDraft(
         name=name or f"Dataset {secrets.token_hex(3)}",
         description=body["description"] if isinstance(body.get("description"), str) else "",
-        metadata=clean_meta(body.get("meta")) if isinstance(body.get("meta"), dict) else {},
+        metadata=given_meta(body),
     )
     base = await bases.create_knowledge_base(session, principal, draft, runtime.models, runtime.vectors)
     return {"id": base.id}
@@ -179,7 +176,7 @@ async def _index(
 ) -> Document:
     if len(text) > MAX_RECORD_CHARS:
         raise Invalid(f"text has at most {MAX_RECORD_CHARS} characters", {"field": "text"})
-    accepted = await documents.add_document(
+    accepted = await documents.add_and_wait(
         session,
         principal,
         dataset_id,
@@ -187,10 +184,9 @@ async def _index(
         runtime.jobs,
         max_bytes=runtime.settings.max_upload_bytes,
         max_unpacked_bytes=runtime.settings.max_unpacked_bytes,
+        timeout_seconds=INDEX_WAIT_SECONDS,
+        field="text",
     )
-    job = await documents.finished_job(session, principal, accepted.job.id, INDEX_WAIT_SECONDS)
-    if job.status == "failed":
-        raise Invalid(job.error or "the record could not be indexed", {"field": "text"})
     return accepted.document
 
 
@@ -217,7 +213,7 @@ async def list_records(
     base = await bases.get_knowledge_base(session, principal, dataset_id)
     query = select(Document).where(Document.knowledge_base_id == base.id, Document.source_type == "text")
     items = [record_public(document) for document in await paging.page(session, query, Document)]
-    return jsonl(item_lines(items)) if wants_stream(request) else listing(items)
+    return page_response(request, items)
 
 
 @router.post("/{dataset_id}/record/create")

@@ -288,19 +288,17 @@ async def _index(
     bot = await bots.get_bot_by_name(session, principal, bot_name)
     base = await documents.bot_knowledge_base(session, principal, bot.id)
     await documents.expect_document(session, principal, base.id, upload.name, kinds, exists=replacing)
-    settings = runtime.settings
-    accepted = await documents.add_document(
+    await documents.add_and_wait(
         session,
         principal,
         base.id,
         upload,
         runtime.jobs,
-        max_bytes=settings.max_upload_bytes,
-        max_unpacked_bytes=settings.max_unpacked_bytes,
+        max_bytes=runtime.settings.max_upload_bytes,
+        max_unpacked_bytes=runtime.settings.max_unpacked_bytes,
+        timeout_seconds=INDEX_WAIT_SECONDS,
+        field="file_contents",
     )
-    job = await documents.finished_job(session, principal, accepted.job.id, INDEX_WAIT_SECONDS)
-    if job.status == "failed":
-        raise Invalid(job.error or "the document could not be indexed", {"field": "file_contents"})
     return await documents.find_document(session, principal, base.id, upload.name, kinds)
 
 
