@@ -10,7 +10,7 @@ from typing import Any
 import jwt
 from anyio import to_thread
 from pwdlib import PasswordHash
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +21,7 @@ from tertulia.store.tables import Account, ApiKey, Bot, ServerState, utcnow
 JWT_ALGORITHM = "HS256"
 API_KEY_PREFIX = "tk_"
 MAX_ROUTES = 50
+MAX_SESSION_SECONDS = 86_400
 ROLES = ("user",)
 PLANS = ("standard", "premium", "enterprise")
 RESOURCES = ("bots", "conversations", "knowledge", "keys", "accounts", "models", "usage")
@@ -173,6 +174,19 @@ async def act_as(session: AsyncSession, actor: Principal, account_id: str) -> Pr
     return Principal(child, scopes=actor.scopes, key_id=actor.key_id, routes=actor.routes)
 
 
+async def child_by_email(session: AsyncSession, actor: Principal, email: str) -> str:
+    """The id of the caller's sub-account with this email (ChatBotKit's
+    X-RunAs-Child-User-Email); anyone else's is not authenticated, as in `act_as`."""
+    child = await session.scalar(
+        select(Account.id).where(
+            Account.email == email.strip().lower(), Account.parent_id == actor.account_id
+        )
+    )
+    if child is None:
+        raise Unauthenticated("this credential cannot act as that account")
+    return child
+
+
 async def update_sub_account(
     session: AsyncSession, actor: Principal, account_id: str, changes: dict[str, Any]
 ) -> Account:
@@ -289,6 +303,7 @@ async def create_api_key(
     bot_id: str | None = None,
     expires_at: datetime | None = None,
     allowed_routes: list[str] | None = None,
+    kind: str = "key",
 ) -> IssuedKey:
     actor.require("keys:write")
     if actor.routes is not None:
@@ -332,17 +347,48 @@ async def create_api_key(
         bot_id=bot_id,
         expires_at=expires_at,
         allowed_routes=list(allowed_routes) if allowed_routes is not None else None,
+        kind=kind,
     )
     session.add(key)
     await session.commit()
     return IssuedKey(key, secret)
 
 
+async def create_session(
+    session: AsyncSession,
+    actor: Principal,
+    seconds: int,
+    allowed_routes: list[str] | None,
+    bot_id: str | None = None,
+    scopes: list[str] | None = None,
+) -> IssuedKey:
+    """A short-lived key for a browser or a sub-account (ChatBotKit's session/create): limited
+    to `allowed_routes` (and to `bot_id`'s rows when given), gone after `seconds`. The
+    account's sessions that have ended are cleared on the way."""
+    if not 0 < seconds <= MAX_SESSION_SECONDS:
+        raise Invalid(f"a session lasts 1 to {MAX_SESSION_SECONDS} seconds", {"field": "durationInSeconds"})
+    await session.execute(
+        delete(ApiKey).where(
+            ApiKey.account_id == actor.account_id, ApiKey.kind == "session", ApiKey.expires_at < utcnow()
+        )
+    )
+    return await create_api_key(
+        session,
+        actor,
+        "session",
+        scopes=scopes,
+        bot_id=bot_id,
+        expires_at=utcnow() + timedelta(seconds=seconds),
+        allowed_routes=allowed_routes,
+        kind="session",
+    )
+
+
 async def list_api_keys(
     session: AsyncSession, actor: Principal, include_revoked: bool = False
 ) -> list[ApiKey]:
     actor.require("keys:read")
-    query = owned(actor, ApiKey)
+    query = owned(actor, ApiKey).where(ApiKey.kind == "key")
     if not include_revoked:
         query = query.where(ApiKey.revoked_at.is_(None))
     return list(await session.scalars(query.order_by(ApiKey.created_at, ApiKey.id)))

@@ -15,7 +15,7 @@ from tertulia.core.errors import Conflict, Invalid
 from tertulia.core.knowledge.bases import owned_knowledge_bases
 from tertulia.core.paging import Page, count_rows
 from tertulia.core.principal import Principal, find_owned, owned
-from tertulia.store.tables import Bot, Conversation, Message, ModelSpec, utcnow
+from tertulia.store.tables import Bot, Conversation, Message, ModelSpec, Skillset, utcnow
 
 PLATFORM_TYPES = (
     "web",
@@ -59,13 +59,14 @@ class BotSettings:
     no_context_llm_guess: bool = False
     llm_generate_related_prompts: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+    skillset_id: str | None = None
 
 
 SETTABLE = frozenset(f.name for f in fields(BotSettings))
 # Bots are numbered max + 1; two created at the same instant may race for a number.
 NUMBER_ATTEMPTS = 5
 MAX_META_BYTES = 16_384
-NULLABLE = frozenset({"avatar_url", "llm_model", "llm_api_key"})
+NULLABLE = frozenset({"avatar_url", "llm_model", "llm_api_key", "skillset_id"})
 LENGTHS = {"name": 128, "avatar_url": 2048, "llm_model": 256, "llm_api_key": 512}
 
 
@@ -122,6 +123,10 @@ async def _apply(session: AsyncSession, actor: Principal, bot: Bot, values: dict
     _check_values(values)
     if "knowledge_base_ids" in values:
         bases = await owned_knowledge_bases(session, actor, values["knowledge_base_ids"])
+    if values.get("skillset_id") is not None:
+        await find_owned(
+            session, actor, Skillset, Skillset.id == values["skillset_id"], missing="skillset not found"
+        )
     for name, value in values.items():
         if name == "knowledge_base_ids":
             bot.knowledge_bases = bases

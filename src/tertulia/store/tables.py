@@ -112,6 +112,9 @@ class ApiKey(Base):
     # None: any route; a list: only request paths matching one of these globs (`*` one
     # segment, `**` any depth, a leading `!` excludes), relative to a face's /v1 or /api/v1.
     allowed_routes: Mapped[list[Any] | None] = mapped_column(JSON)
+    # "key": made to be kept; "session": minted for one conversation or sub-account for a
+    # while (ChatBotKit's session/create), not listed with the keys.
+    kind: Mapped[str] = mapped_column(String(16), default="key", server_default="key")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
@@ -162,6 +165,8 @@ class Bot(Timestamps, Base):
     no_context_use_message: Mapped[bool] = mapped_column(Boolean, default=True)
     no_context_llm_guess: Mapped[bool] = mapped_column(Boolean, default=False)
     llm_generate_related_prompts: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The abilities the bot may use (ChatBotKit); no foreign key, core.skillsets clears it.
+    skillset_id: Mapped[str | None] = mapped_column(String(40), index=True)
     # Null for bots made before it existed (a JSON server default cannot be compared on PostgreSQL).
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, default=dict)
 
@@ -396,3 +401,64 @@ class Contact(Timestamps, Base):
     description: Mapped[str | None] = mapped_column(Text)
     preferences: Mapped[str | None] = mapped_column(Text)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+
+
+class File(Timestamps, Base):
+    """A file an account stored (ChatBotKit files): its bytes live in the database, so every
+    API process serves them alike; they are loaded only when asked for."""
+
+    __tablename__ = "files"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("file"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str | None] = mapped_column(String(512))
+    description: Mapped[str | None] = mapped_column(Text)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    media_type: Mapped[str | None] = mapped_column(String(128))
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    content_hash: Mapped[str | None] = mapped_column(String(64))  # None: nothing uploaded yet
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    # The one upload a signed URL allows: the digest of its secret, what it must carry, until when.
+    upload_digest: Mapped[str | None] = mapped_column(String(64))
+    upload_size: Mapped[int | None] = mapped_column(Integer)
+    upload_type: Mapped[str | None] = mapped_column(String(128))
+    upload_expires_at: Mapped[datetime | None]
+
+
+class DatasetFile(Base):
+    """A file attached to a knowledge base: its content is indexed there as one document."""
+
+    __tablename__ = "dataset_files"
+    __table_args__ = (UniqueConstraint("knowledge_base_id", "file_id", name="uq_dataset_files_base_file"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("dsf"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    knowledge_base_id: Mapped[str] = mapped_column(ForeignKey("knowledge_bases.id", ondelete="CASCADE"))
+    file_id: Mapped[str] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
+    document_id: Mapped[str | None] = mapped_column(ForeignKey("documents.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(16), default="source")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Skillset(Timestamps, Base):
+    """A named set of abilities a bot can be given (ChatBotKit skillsets)."""
+
+    __tablename__ = "skillsets"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("sks"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(256), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+
+
+class Ability(Timestamps, Base):
+    """One ability of a skillset: what it is for and the instruction that carries it out."""
+
+    __tablename__ = "abilities"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("abl"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    skillset_id: Mapped[str] = mapped_column(ForeignKey("skillsets.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(256), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    instruction: Mapped[str] = mapped_column(Text, default="")
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    linked_bot_id: Mapped[str | None] = mapped_column(String(40))
+    linked_file_id: Mapped[str | None] = mapped_column(String(40))

@@ -61,8 +61,16 @@ async def test_the_node_sdk_runs_the_whole_scenario(database: Database, tmp_path
         "bot",
     ]
     assert "21:40" in out["stateless"]["text"]  # stateless, and still grounded in the bot's dataset
+    assert out["upload"] == {"id": out["file"]} and "07:15" in out["downloaded"]
+    assert out["datasetFiles"] == [out["file"]]
+    assert "07:15" in out["fileSearch"]["records"][0]["text"]
+    assert out["abilities"] == ["Search"] and out["botSkillset"] == out["skillset"]
+    assert out["sessionAnswer"]["text"] and out["sessionRefusal"] == {"name": "FetchError", "code": "NOT_AUTHORIZED"}
+    assert out["botSession"]["id"] == out["bot"]["id"] and out["botSession"]["conversationId"]
+    assert out["botSessionSend"]["id"]
     pages = out["pages"]
-    assert [len(page) for page in pages] == [2, 2] and len({item for page in pages for item in page}) == 4
+    # The first conversation, the bot session's, and three more.
+    assert [len(page) for page in pages] == [2, 2, 1] and len({item for page in pages for item in page}) == 5
     assert out["limitedBots"] == [out["bot"]["id"]]
     assert out["limitedRefusal"] == {"name": "FetchError", "code": "NOT_AUTHORIZED"}
     assert out["childBots"] == [out["childBot"]] and out["childBot"] not in out["parentBots"]

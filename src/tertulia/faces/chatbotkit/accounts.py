@@ -40,7 +40,7 @@ def token_public(key: ApiKey) -> dict[str, Any]:
     return body
 
 
-def _routes(body: dict[str, Any]) -> list[str] | None:
+def allowed_routes(body: dict[str, Any]) -> list[str] | None:
     config = body.get("config")
     if config is None:
         return None
@@ -57,13 +57,15 @@ def _routes(body: dict[str, Any]) -> list[str] | None:
 async def _create_token(session: AsyncSession, actor: Principal, body: dict[str, Any]) -> dict[str, Any]:
     clean(body, "body")
     name = body.get("name") if isinstance(body.get("name"), str) and body["name"].strip() else "token"
-    issued = await accounts.create_api_key(session, actor, name[:128], allowed_routes=_routes(body))
+    issued = await accounts.create_api_key(session, actor, name[:128], allowed_routes=allowed_routes(body))
     return {"id": issued.key.id, "token": issued.secret, "createdAt": ms(issued.key.created_at)}
 
 
 async def _list_tokens(session: AsyncSession, actor: Principal, request: Request, paging: Paging) -> Any:
     actor.require("keys:read")
-    query = select(ApiKey).where(ApiKey.account_id == actor.account_id, ApiKey.revoked_at.is_(None))
+    query = select(ApiKey).where(
+        ApiKey.account_id == actor.account_id, ApiKey.kind == "key", ApiKey.revoked_at.is_(None)
+    )
     items = [token_public(key) for key in await paging.page(session, query, ApiKey)]
     return page_response(request, items)
 
@@ -122,7 +124,7 @@ def _user_changes(body: dict[str, Any], current: Account | None) -> dict[str, An
     return changes
 
 
-def _both(path: str) -> list[str]:
+def both_paths(path: str) -> list[str]:
     return [f"/user{path}", f"/partner/user{path}"]
 
 
@@ -130,7 +132,7 @@ def _route(method: str, path: str):  # type: ignore[no-untyped-def]
     """One handler at both of the SDKs' paths."""
 
     def register(handler):  # type: ignore[no-untyped-def]
-        for full in _both(path):
+        for full in both_paths(path):
             users.add_api_route(
                 full, handler, methods=[method], include_in_schema=full.startswith("/partner")
             )

@@ -47,6 +47,8 @@ def bot_public(bot: Bot) -> dict[str, Any]:
         body["model"] = f"{bot.llm_provider}/{bot.llm_model}" if prefixed else bot.llm_model
     if linked:
         body["datasetId"] = linked[0]
+    if bot.skillset_id:
+        body["skillsetId"] = bot.skillset_id
     return body
 
 
@@ -85,6 +87,10 @@ def _values(body: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
         if dataset is not None and not isinstance(dataset, str):
             raise Invalid("datasetId must be a dataset id", {"field": "datasetId"})
         values["knowledge_base_ids"] = [dataset] if dataset else []
+    if "skillsetId" in body:
+        if body["skillsetId"] is not None and not isinstance(body["skillsetId"], str):
+            raise Invalid("skillsetId must be a skillset id", {"field": "skillsetId"})
+        values["skillset_id"] = body["skillsetId"] or None
     return values
 
 

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tertulia.core.accounts import Principal, act_as
+from tertulia.core.accounts import Principal, act_as, child_by_email
 from tertulia.core.errors import Invalid
 from tertulia.faces.deps import RuntimeDep, SessionDep, admit
 
@@ -27,12 +27,16 @@ async def token_principal(
     authorization: Annotated[str | None, Header()] = None,
 ) -> Principal:
     """`Authorization: Token <token>` (the document) or `Bearer <token>` (the SDKs); with
-    `X-RunAs-UserId` (or the SDKs' `X-RunAs-User-Id`) a partner acts as a sub-account."""
+    `X-RunAs-UserId` (or the SDKs' `X-RunAs-User-Id`), or `X-RunAs-Child-User-Email`, a
+    partner acts as a sub-account."""
     scheme, _, token = (authorization or "").strip().partition(" ")
     if scheme.lower() not in ("token", "bearer"):
         token = ""
     principal = await admit(request, runtime, session, token.strip() or None)
     run_as = request.headers.get("x-runas-user-id") or request.headers.get("x-runas-userid")
+    child_email = request.headers.get("x-runas-child-user-email")
+    if not run_as and child_email:
+        run_as = await child_by_email(session, principal, child_email)
     if run_as:
         principal = await act_as(session, principal, run_as.strip())
     return principal

@@ -141,11 +141,23 @@ async def create_conversation(principal: Caller, session: SessionDep, body: dict
     if body.get("botId") is None:
         raise Invalid("botId is required: a Tertulia conversation is held with a bot", {"field": "botId"})
     bot = await reachable_bot(session, principal, body["botId"])
+    conversation, given = await start_conversation(session, principal, bot.id, body)
+    reply: dict[str, Any] = {"id": conversation.id}
+    if given:
+        reply["messages"] = [{"type": kind, "text": text} for kind, text in given]
+    return reply
+
+
+async def start_conversation(
+    session: Any, principal: Any, bot_id: str, body: dict[str, Any]
+) -> tuple[Conversation, list[tuple[str, str]]]:
+    """A conversation with the bot as `body` describes it (name, meta, contactId, opening
+    messages), and the messages it was given."""
     given = _messages(body.get("messages"))
     name = body.get("name") if isinstance(body.get("name"), str) else ""
     meta = {"cbk": given_meta(body)} if isinstance(body.get("meta"), dict) else {}
     draft = conversations.ConversationDraft(
-        bot_id=bot.id,
+        bot_id=bot_id,
         title=name[:256],
         platform="api",
         metadata=meta,
@@ -161,10 +173,7 @@ async def create_conversation(principal: Caller, session: SessionDep, body: dict
             text,
             metadata={"cbk_type": kind},
         )
-    reply: dict[str, Any] = {"id": conversation.id}
-    if given:
-        reply["messages"] = [{"type": kind, "text": text} for kind, text in given]
-    return reply
+    return conversation, given
 
 
 @router.post("/{conversation_id}/update")

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tertulia.core import files
 from tertulia.core.accounts import Principal
 from tertulia.core.errors import Invalid, NotFound
 from tertulia.core.knowledge import bases, documents
@@ -27,10 +28,12 @@ from tertulia.faces.chatbotkit.common import (
     ms,
     page_response,
 )
+from tertulia.faces.chatbotkit.files import file_public
+from tertulia.faces.chatbotkit.files import limits as file_limits
 from tertulia.faces.deps import RuntimeDep, SessionDep
 from tertulia.faces.inputs import clean
 from tertulia.runtime import Runtime
-from tertulia.store.tables import Document, KnowledgeBase
+from tertulia.store.tables import Document, File, KnowledgeBase
 
 router = APIRouter(prefix="/dataset", tags=["chatbotkit"])
 
@@ -260,3 +263,56 @@ async def delete_record(
     document = await _record(session, principal, dataset_id, record_id)
     await documents.delete_document(session, principal, dataset_id, document.id, runtime.vectors)
     return {"id": record_id}
+
+
+# --- files ----------------------------------------------------------------------------------
+
+
+@router.get("/{dataset_id}/file/list")
+async def list_dataset_files(
+    dataset_id: str, request: Request, principal: Caller, session: SessionDep, paging: Paging = Depends()
+) -> Any:
+    query = await files.attached(session, principal, dataset_id)
+    items = [file_public(file) for file in await paging.page(session, query, File)]
+    return page_response(request, items)
+
+
+@router.post("/{dataset_id}/file/{file_id}/attach")
+async def attach_file(
+    dataset_id: str,
+    file_id: str,
+    principal: Caller,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    body: dict = Body,
+) -> dict[str, Any]:
+    """Indexes the file's content in the dataset (searchable when this answers)."""
+    clean(body, "body")
+    kind = body.get("type", "source")
+    if kind != "source":
+        raise Invalid("type must be 'source'", {"field": "type"})
+    await files.attach(
+        session, principal, dataset_id, file_id, runtime.jobs, file_limits(runtime), INDEX_WAIT_SECONDS
+    )
+    return {"id": file_id}
+
+
+@router.post("/{dataset_id}/file/{file_id}/detach")
+async def detach_file(
+    dataset_id: str, file_id: str, principal: Caller, session: SessionDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    await files.detach(session, principal, dataset_id, file_id, runtime.vectors)
+    return {"id": file_id}
+
+
+@router.post("/{dataset_id}/file/{file_id}/sync")
+async def sync_dataset_file(
+    dataset_id: str, file_id: str, principal: Caller, session: SessionDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Indexes the attached file's content again (after a new upload)."""
+    if not await files.is_attached(session, principal, dataset_id, file_id):
+        raise NotFound("the file is not attached to this dataset")
+    await files.attach(
+        session, principal, dataset_id, file_id, runtime.jobs, file_limits(runtime), INDEX_WAIT_SECONDS
+    )
+    return {"id": file_id}

@@ -26,7 +26,7 @@ CODES: dict[str, tuple[int, str]] = {
 # ChatBotKit's singular resources, under /v1 and /api/v1 (ChatAgent owns the rest of /api/v1;
 # its /api/v1/usage stays ChatAgent's, ChatBotKit's is /usage/fetch).
 _PATHS = re.compile(
-    r"^/(api/)?v1/((bot|conversation|dataset|contact|token|user|partner)(/|$)|usage/|spec\.json$)"
+    r"^/(api/)?v1/((bot|conversation|dataset|contact|file|skillset|token|user|partner)(/|$)|usage/|spec\.json$)"
 )
 
 

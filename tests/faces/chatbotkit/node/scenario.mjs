@@ -42,6 +42,40 @@ for await (const item of cbk.conversation.complete(conversation.id, { text: 'Say
 out.messages = await cbk.conversation.message.list(conversation.id)
 out.stateless = await cbk.conversation.complete(null, { botId: bot.id, messages: [{ type: 'user', text: 'When is the Tertulia lighthouse lit?' }] })
 
+// A file uploaded the SDK's way (a signed URL it PUTs the bytes to), attached to a dataset.
+const file = await cbk.file.create({ name: 'ferry.txt' })
+out.upload = await cbk.file.upload(file.id, {
+  data: 'The Tertulia ferry to Isla Verde leaves at 07:15 from pier nine.',
+  type: 'text/plain',
+  name: 'ferry.txt',
+})
+const downloaded = await cbk.file.download(file.id)
+out.downloaded = typeof downloaded === 'string' ? downloaded : new TextDecoder().decode(downloaded.data ?? downloaded)
+await cbk.dataset.file.attach(dataset.id, file.id, { type: 'source' })
+out.datasetFiles = (await cbk.dataset.file.list(dataset.id)).items.map((item) => item.id)
+out.fileSearch = await cbk.dataset.search(dataset.id, 'When does the ferry leave?')
+out.file = file.id
+
+// A skillset with an ability, given to the bot.
+const skillset = await cbk.skillset.create({ name: 'Support' })
+await cbk.skillset.ability.create(skillset.id, { name: 'Search', description: 'search', instruction: 'search it' })
+out.abilities = (await cbk.skillset.ability.list(skillset.id)).items.map((item) => item.name)
+await cbk.bot.update(bot.id, { skillsetId: skillset.id })
+out.botSkillset = (await cbk.bot.fetch(bot.id)).skillsetId
+out.skillset = skillset.id
+
+// A session for one conversation: it completes there, and nowhere else.
+const session = await cbk.conversation.session.create(conversation.id, { durationInSeconds: 1800 })
+const visitor = new ChatBotKit({ ...options, secret: session.token })
+out.sessionAnswer = await visitor.conversation.complete(conversation.id, { text: 'Say hi.' })
+out.sessionRefusal = await refusal(() => visitor.conversation.fetch(conversation.id))
+const botSession = await cbk.bot.session.create(bot.id, { contact: { name: 'Ana', email: 'ana@example.com' } })
+out.botSession = { id: botSession.id, conversationId: botSession.conversationId }
+out.botSessionSend = await new ChatBotKit({ ...options, secret: botSession.token }).conversation.send(
+  botSession.conversationId,
+  { text: 'Hello' },
+)
+
 // Cursor pages of conversations, two at a time.
 for (let n = 0; n < 3; n++) await cbk.conversation.create({ botId: bot.id })
 out.pages = []
