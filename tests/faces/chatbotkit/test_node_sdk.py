@@ -65,7 +65,10 @@ async def test_the_node_sdk_runs_the_whole_scenario(database: Database, tmp_path
     assert out["datasetFiles"] == [out["file"]]
     assert "07:15" in out["fileSearch"]["records"][0]["text"]
     assert out["abilities"] == ["Search"] and out["botSkillset"] == out["skillset"]
-    assert out["sessionAnswer"]["text"] and out["sessionRefusal"] == {"name": "FetchError", "code": "NOT_AUTHORIZED"}
+    assert out["sessionAnswer"]["text"] and out["sessionRefusal"] == {
+        "name": "FetchError",
+        "code": "NOT_AUTHORIZED",
+    }
     assert out["botSession"]["id"] == out["bot"]["id"] and out["botSession"]["conversationId"]
     assert out["botSessionSend"]["id"]
     pages = out["pages"]

@@ -8,6 +8,7 @@ import httpx
 import pytest
 from chatbotkit import APIError, ChatBotKit
 
+from tests.conftest import AppFactory
 from tests.faces.chatbotkit.conftest import STEADY_BACKSTORY, STEADY_MODEL, sdk, token_for
 
 
@@ -344,3 +345,18 @@ async def test_contacts_are_kept_by_fingerprint_and_linked_to_conversations(cbk:
     with pytest.raises(APIError) as gone:
         await cbk.conversation.create({"botId": bot.id, "contactId": made.id})
     assert gone.value.code == "NOT_FOUND"
+
+
+async def test_a_list_stream_goes_through_every_page(make_client: AppFactory) -> None:
+    client = await make_client(rate_limit_plans={"standard": "1000/minute"})
+    headers = {"Authorization": f"Bearer {await token_for(client, 'many')}"}
+    for number in range(105):
+        made = await client.post("/v1/contact/create", headers=headers, json={"name": f"c{number}"})
+        assert made.status_code == 200
+    async with sdk(client, headers["Authorization"].removeprefix("Bearer ")) as cbk:
+        page = await cbk.contact.list()
+        assert len(page.items) == 100  # a page holds at most 100
+        streamed = [item.data.name async for item in cbk.contact.list().stream()]
+        assert len(streamed) == 105 and streamed[0] == "c104" and streamed[-1] == "c0"
+        first = [item.data.name async for item in cbk.contact.list({"take": 3, "order": "asc"}).stream()]
+        assert first == ["c0", "c1", "c2"]

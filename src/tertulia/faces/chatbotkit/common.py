@@ -18,6 +18,7 @@ from tertulia.faces.deps import RuntimeDep, SessionDep, admit
 
 JSONL = "application/jsonl"
 DEFAULT_TAKE = 100
+STREAM_LIMIT = 10_000
 
 
 async def token_principal(
@@ -81,16 +82,22 @@ def clean_meta(meta: dict[str, Any] | None) -> dict[str, Any]:
 
 
 class Paging:
-    """`cursor` (the id of the last item of the previous page), `take` and `order`."""
+    """`cursor` (the id of the last item of the previous page), `take` and `order`. A page
+    holds at most DEFAULT_TAKE items; a JSONL stream goes on through every page (up to
+    STREAM_LIMIT), or through `take` items when given."""
 
     def __init__(
         self,
+        request: Request,
         cursor: Annotated[str | None, Query(max_length=64)] = None,
-        take: Annotated[int | None, Query(ge=0, le=10_000)] = None,
+        take: Annotated[int | None, Query(ge=0, le=STREAM_LIMIT)] = None,
         order: Annotated[Literal["asc", "desc"], Query()] = "desc",
     ) -> None:
         self.cursor = cursor or None
-        self.take = min(max(take or DEFAULT_TAKE, 1), DEFAULT_TAKE)
+        if wants_stream(request):
+            self.take = min(take or STREAM_LIMIT, STREAM_LIMIT)
+        else:
+            self.take = min(take or DEFAULT_TAKE, DEFAULT_TAKE)
         self.order = order
 
     async def page(self, session: AsyncSession, query: Select[Any], table: Any) -> list[Any]:
