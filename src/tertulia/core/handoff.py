@@ -3,8 +3,12 @@
 
 A contact is kept in the conversation's metadata (`contact`), merged field by field as it
 arrives: from the client (Agent v2's `contact`), or, with lead capture on, from what the
-visitor writes (an email address, a phone number). A request for a person marks the
-conversation `human_requested` and `unresolved`, so that an operator's list shows it.
+visitor writes (an email address, a phone number). Once it has an email address or a phone
+number it is also one of the account's contacts (core.contacts, known by that address), and
+the conversation is linked to it, so every face's contact list shows the lead.
+
+A request for a person marks the conversation `human_requested` and `unresolved`, so that
+an operator's list shows it.
 
 Until the chat engine calls tools (the tools issue), both tools read the visitor's message
 themselves: an email or phone number in it is captured, and an explicit request for a
@@ -12,12 +16,14 @@ person, in English, Spanish, Portuguese or Chinese, is a handoff.
 """
 
 import re
+from contextlib import suppress
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tertulia.core import contacts
 from tertulia.core.conversations import add_message, get_conversation
-from tertulia.core.errors import Invalid
+from tertulia.core.errors import Invalid, NotFound
 from tertulia.core.principal import Principal
 from tertulia.store.tables import Bot, Conversation, Message, utcnow
 
@@ -78,13 +84,37 @@ async def keep_contact(
     """Merges `contact` into the conversation's; later values win field by field."""
     conversation = await get_conversation(session, actor, conversation_id)
     if contact:
-        conversation.meta = {
-            **conversation.meta,
-            "contact": {**conversation.meta.get("contact", {}), **contact},
-        }
+        merged = {**conversation.meta.get("contact", {}), **contact}
+        conversation.meta = {**conversation.meta, "contact": merged}
         conversation.updated_at = utcnow()
         await session.commit()
+        if actor.bot_id is None:  # a key bound to one bot does not reach the account's contacts
+            await _link_contact(session, actor, conversation, merged)
     return conversation
+
+
+async def _link_contact(
+    session: AsyncSession, actor: Principal, conversation: Conversation, contact: dict[str, str]
+) -> None:
+    """The conversation's contact brought up to date with the lead; without one yet, the
+    account's contact known by the lead's email (else phone), made if need be, and linked."""
+    fingerprint = contact.get("email", "").lower() or contact.get("phoneNumber")
+    if not fingerprint:
+        return
+    name = " ".join(part for part in (contact.get("firstName"), contact.get("lastName")) if part)
+    details = {"email": contact.get("email"), "phone": contact.get("phoneNumber"), "name": name or None}
+    known = None
+    if conversation.contact_id is not None:
+        with suppress(NotFound):
+            known = await contacts.get_contact(session, actor, conversation.contact_id)
+    if known is None:
+        known = await contacts.ensure_contact(session, actor, {"fingerprint": fingerprint, **details})
+    changed = {field: value for field, value in details.items() if value and getattr(known, field) != value}
+    if changed:
+        known = await contacts.update_contact(session, actor, known.id, changed)
+    if conversation.contact_id != known.id:
+        conversation.contact_id = known.id
+        await session.commit()
 
 
 async def request_human(session: AsyncSession, actor: Principal, conversation_id: str) -> Conversation:

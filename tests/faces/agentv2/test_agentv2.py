@@ -239,6 +239,11 @@ async def test_lead_capture_and_a_request_for_a_person_show_in_the_conversation_
         "firstName": "Juan",
         "phoneNumber": "+5491123456789",
     }
+    # The lead is one of the account's contacts too, as ChatBotKit's face lists them.
+    [lead] = (await client.get("/v1/contact/list", headers=ana.headers)).json()["items"]
+    assert (lead["email"], lead["phone"], lead["name"]) == ("juan.b@ejemplo.com", "+5491123456789", "Juan")
+    linked = (await client.get(f"/v1/conversation/{conversation_id}/fetch", headers=ana.headers)).json()
+    assert linked["contactId"] == lead["id"]
     assert (await client.get("/api/v2/conversations", headers=ana.headers, params={"status": "open"})).json()[
         "data"
     ] == []
