@@ -281,7 +281,16 @@ async def test_the_spec_describes_what_is_served(client: httpx.AsyncClient) -> N
         assert response.status_code == 200
         spec = response.json()
         assert spec["openapi"].startswith("3.") and spec["servers"][0]["url"].endswith("/v1")
-        for path in ("/bot/list", "/conversation/{conversation_id}/complete", "/dataset/{dataset_id}/search"):
+        for path in (
+            "/bot/list",
+            "/conversation/{conversation_id}/complete",
+            "/conversation/{conversation_id}/session/create",
+            "/dataset/{dataset_id}/search",
+            "/dataset/{dataset_id}/file/{file_id}/attach",
+            "/file/{file_id}/upload",
+            "/skillset/{skillset_id}/ability/list",
+            "/partner/user/{user_id}/session/create",
+        ):
             assert path in spec["paths"], path
         assert not any(path.startswith(("/api/", "/v1/")) for path in spec["paths"])
 
