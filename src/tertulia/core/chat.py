@@ -12,6 +12,10 @@ collects it (`collect_reply`). Two ways in:
 - `complete`: a stateless exchange (the OpenAI face) whose turns the client sends; with a
   bot its system prompt and settings apply. Only usage is recorded.
 
+Either may be asked for continuations (ChatBotKit's `limits.continuations`): a reply that
+stops at its token limit is carried on by another model call, shown the end of the reply so
+far, so that a reply may outgrow the model's context; its tokens stream on in the same stream.
+
 Retrieval joins the stream in the knowledge issue, before the model call (a `Sources`
 event); it is not faked here.
 """
@@ -21,7 +25,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -59,6 +63,12 @@ GROUNDING_RULE = (
 NO_CONTEXT_RULE = (
     "No document matched this question. Say that you could not find it in your documents; do not guess."
 )
+# A continuation is shown at most this much of the reply so far (the end of it): enough to
+# go on from, and it keeps the prompt of every continuation small.
+CONTINUATION_TAIL_TOKENS = 256
+# Worded for small models: told "do not repeat" or "exactly where you stopped", Qwen 0.5B
+# started its answer over each time; this it carries on.
+CONTINUE_INSTRUCTION = "Continue from where you stopped."
 RELATED_PROMPTS = 3
 RELATED_PROMPT_CHARS = 200
 RELATED_INSTRUCTION = (
@@ -120,6 +130,7 @@ class Completion:
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
     also_from: tuple[str, ...] = ()  # other bots whose knowledge is searched too
+    continuations: int = 0  # further model calls that may carry on a reply cut at its limit
 
 
 async def _history(session: AsyncSession, conversation_id: str) -> list[ChatTurn]:
@@ -183,16 +194,20 @@ def sources_metadata(sources: list[Source]) -> list[dict[str, Any]]:
 
 
 async def fit_prompt(
-    model: ChatModel, system: str, earlier: Sequence[ChatTurn], last: ChatTurn, max_input_tokens: int
+    model: ChatModel,
+    system: str,
+    earlier: Sequence[ChatTurn],
+    last: Sequence[ChatTurn],
+    max_input_tokens: int,
 ) -> tuple[list[ChatTurn], int]:
-    """The system turn, as many recent earlier turns as fit, and the last turn.
+    """The system turn, as many recent earlier turns as fit, and the last turns (all kept).
 
     Counted with the model's own tokenizer. Returns the turns and the prompt's token count
-    (chat template included); refuses a last turn that cannot fit at all.
+    (chat template included); refuses last turns that cannot fit at all.
     """
     system_turn = ChatTurn("system", system)
-    limit = min(max_input_tokens, model.context_tokens - REPLY_ROOM)
-    budget = limit - await model.count_prompt_tokens([system_turn, last])
+    limit = input_limit(model, max_input_tokens)
+    budget = limit - await model.count_prompt_tokens([system_turn, *last])
     if budget < 0:
         raise Invalid(
             "the message is longer than this bot accepts",
@@ -205,8 +220,56 @@ async def fit_prompt(
             break
         budget -= cost
         kept.append(turn)
-    turns = [system_turn, *reversed(kept), last]
+    turns = [system_turn, *reversed(kept), *last]
     return turns, await model.count_prompt_tokens(turns)
+
+
+def input_limit(model: ChatModel, max_input_tokens: int) -> int:
+    """The most tokens a prompt may take: the bot's input budget, leaving room for a reply."""
+    return min(max_input_tokens, model.context_tokens - REPLY_ROOM)
+
+
+async def last_tokens(model: ChatModel, text: str, budget: int) -> str:
+    """The longest end of `text` that is at most `budget` tokens (the model's tokenizer)."""
+    if await model.count_tokens(text) <= budget:
+        return text
+    fits, too_long = len(text), 0  # where the end may start: fits, and does not
+    while fits - too_long > 1:
+        middle = (fits + too_long) // 2
+        if await model.count_tokens(text[middle:]) <= budget:
+            fits = middle
+        else:
+            too_long = middle
+    return text[fits:]
+
+
+@dataclass(frozen=True)
+class _Exchange:
+    """What a reply answers, kept to build each model call's prompt afresh."""
+
+    system: str
+    earlier: Sequence[ChatTurn]
+    question: ChatTurn
+    max_input_tokens: int
+
+    async def prompt(self, model: ChatModel) -> tuple[list[ChatTurn], int]:
+        return await fit_prompt(model, self.system, self.earlier, [self.question], self.max_input_tokens)
+
+    async def continuation(self, model: ChatModel, so_far: str) -> tuple[list[ChatTurn], int] | None:
+        """The prompt that carries on `so_far`: the question, the end of the reply so far as
+        the assistant's turn, and a request to go on; earlier turns as they fit. None when
+        not even a little of the reply fits."""
+        go_on = ChatTurn("user", CONTINUE_INSTRUCTION)
+        frame = [ChatTurn("system", self.system), self.question, ChatTurn("assistant", ""), go_on]
+        spare = input_limit(model, self.max_input_tokens) - await model.count_prompt_tokens(frame)
+        # A turn's worth less: the template may join the tail's first token differently.
+        room = min(spare - TURN_OVERHEAD, CONTINUATION_TAIL_TOKENS)
+        if room <= 0:
+            return None
+        tail = ChatTurn("assistant", await last_tokens(model, so_far, room))
+        return await fit_prompt(
+            model, self.system, self.earlier, [self.question, tail, go_on], self.max_input_tokens
+        )
 
 
 def _check_question(content: str) -> None:
@@ -226,38 +289,89 @@ def parse_related(text: str) -> list[str]:
     return prompts[:RELATED_PROMPTS]
 
 
+@dataclass
+class _Call:
+    """One model call: its prompt's size, the pieces it said, and any usage it reported."""
+
+    prompt_tokens: int
+    pieces: list[str] = field(default_factory=list)
+    reported: Usage | None = None
+
+    async def usage(self, model: ChatModel) -> Usage:
+        if self.reported is not None:
+            return self.reported
+        return Usage(self.prompt_tokens, await model.count_tokens("".join(self.pieces)))
+
+
 class _Generation:
-    """One model call: relays pieces as tokens, keeps the text and any reported usage."""
+    """A reply's model calls (more than one when it is continued): relays pieces as tokens,
+    keeps the whole text and the usage of every call."""
 
-    def __init__(self, model: ChatModel, prompt_tokens: int) -> None:
+    def __init__(self, model: ChatModel) -> None:
         self.model = model
-        self.prompt_tokens = prompt_tokens
-        self.pieces: list[str] = []
-        self.reported: Usage | None = None
+        self.calls: list[_Call] = []
+        self.finish_reason = "stop"
 
-    async def run(self, turns: Sequence[ChatTurn], sampling: Sampling) -> AsyncIterator[Token]:
+    async def run(
+        self, turns: Sequence[ChatTurn], prompt_tokens: int, sampling: Sampling
+    ) -> AsyncIterator[Token]:
+        """One model call."""
+        call = _Call(prompt_tokens)
+        self.calls.append(call)
         async with aclosing(self.model.stream(turns, sampling)) as stream:
             async for piece in stream:
                 if isinstance(piece, Usage):
-                    self.reported = piece
+                    call.reported = piece
                     continue
-                self.pieces.append(piece)
+                call.pieces.append(piece)
                 yield Token(piece)
+
+    async def run_continued(
+        self,
+        exchange: _Exchange,
+        turns: Sequence[ChatTurn],
+        prompt_tokens: int,
+        sampling: Sampling,
+        continuations: int,
+    ) -> AsyncIterator[Token]:
+        """The reply: one model call, carried on by up to `continuations` more while a call
+        stops at its token limit (`sampling.max_tokens`, less where the context is short)."""
+        left = continuations
+        while True:
+            room = self.model.context_tokens - prompt_tokens
+            limited = replace(sampling, max_tokens=max(1, min(sampling.max_tokens, room)))
+            async with aclosing(self.run(turns, prompt_tokens, limited)) as tokens:
+                async for token in tokens:
+                    yield token
+            used = await self.calls[-1].usage(self.model)
+            self.finish_reason = "length" if used.completion_tokens >= limited.max_tokens else "stop"
+            if self.finish_reason == "stop" or left <= 0:
+                return
+            following = await exchange.continuation(self.model, self.text)
+            if following is None:
+                return
+            turns, prompt_tokens = following
+            left -= 1
 
     @property
     def text(self) -> str:
-        return "".join(self.pieces)
+        return "".join(piece for call in self.calls for piece in call.pieces)
+
+    @property
+    def spent(self) -> bool:
+        """Whether there is usage to record: some text, or a provider's report."""
+        return bool(self.text) or any(call.reported is not None for call in self.calls)
 
     def failure(self, error: TertuliaError) -> TertuliaError:
         """Before any text the model's own error stands; after some, the reply was cut short."""
-        if not self.pieces:
+        if not self.text:
             return error
         return UpstreamFailed(f"the model stopped mid-reply: {error.message}")
 
     async def usage(self) -> Usage:
-        if self.reported is not None:
-            return self.reported
-        return Usage(self.prompt_tokens, await self.model.count_tokens(self.text))
+        """Summed over the calls."""
+        used = [await call.usage(self.model) for call in self.calls]
+        return Usage(sum(u.prompt_tokens for u in used), sum(u.completion_tokens for u in used))
 
 
 class ChatEngine:
@@ -283,12 +397,14 @@ class ChatEngine:
         conversation_id: str,
         question: Question | None,
         also_from: Sequence[str] = (),
+        continuations: int = 0,
     ) -> AsyncIterator[ChatEvent]:
         """The events of one reply. Errors arrive as a `Failed` event, never as an exception.
 
         `question` None answers the user's message already stored last in the conversation
         (ChatBotKit's send, then receive); only the reply is stored then. `also_from` names
-        other bots of the caller whose knowledge is searched as well.
+        other bots of the caller whose knowledge is searched as well. `continuations` is how
+        many more model calls may carry on a reply that stops at the bot's reply limit.
         """
         try:
             if question is not None:
@@ -310,9 +426,8 @@ class ChatEngine:
             knows = await self._retriever.knows(bot, extra)
             found = await self._retriever.for_bot(bot, question.content, extra) if knows else []
             system, sources = await grounded_prompt(model, bot, found) if knows else (system_prompt(bot), [])
-            turns, prompt_tokens = await fit_prompt(
-                model, system, history, ChatTurn("user", question.content), bot.max_input_tokens
-            )
+            exchange = _Exchange(system, history, ChatTurn("user", question.content), bot.max_input_tokens)
+            turns, prompt_tokens = await exchange.prompt(model)
         except TertuliaError as error:
             yield Failed(error)
             return
@@ -321,9 +436,8 @@ class ChatEngine:
         fixed = _fixed_answer(bot, knows, sources)
         if fixed is not None:
             # A stored answer given as written, or nothing found: no model call.
-            canned = _Generation(model, 0)
-            canned.pieces.append(fixed.text)
-            canned.reported = Usage(0, 0)
+            canned = _Generation(model)
+            canned.calls.append(_Call(0, [fixed.text], Usage(0, 0)))
             yield Token(fixed.text)
             user_message, reply, usage = await self._save(
                 actor,
@@ -340,14 +454,12 @@ class ChatEngine:
             return
 
         # (The bot's top_k is retrieval's, CriaBot's sense: not a sampling setting.)
-        sampling = Sampling(
-            temperature=bot.temperature,
-            top_p=bot.top_p,
-            max_tokens=max(1, min(bot.max_reply_tokens, model.context_tokens - prompt_tokens)),
-        )
-        generation = _Generation(model, prompt_tokens)
+        sampling = Sampling(temperature=bot.temperature, top_p=bot.top_p, max_tokens=bot.max_reply_tokens)
+        generation = _Generation(model)
         try:
-            async with aclosing(generation.run(turns, sampling)) as tokens:
+            async with aclosing(
+                generation.run_continued(exchange, turns, prompt_tokens, sampling, continuations)
+            ) as tokens:
                 async for token in tokens:
                     yield token
         except TertuliaError as error:
@@ -359,7 +471,7 @@ class ChatEngine:
             return
         except (GeneratorExit, asyncio.CancelledError):
             # The reader left: generation stopped with the stream; what was said is kept.
-            if generation.pieces:
+            if generation.text:
                 with anyio.CancelScope(shield=True):
                     await self._save(
                         actor,
@@ -378,7 +490,16 @@ class ChatEngine:
         related: list[str] = []
         if bot.llm_generate_related_prompts:
             related = await self._related_prompts(actor, bot, question.content, generation.text, reply)
-        yield Done(generation.text, usage, model.model_id, user_message, reply, related, sources=sources)
+        yield Done(
+            generation.text,
+            usage,
+            model.model_id,
+            user_message,
+            reply,
+            related,
+            finish_reason=generation.finish_reason,
+            sources=sources,
+        )
 
     async def complete(self, actor: Principal, request: Completion) -> AsyncIterator[ChatEvent]:
         """A stateless reply to the client's own turns; the last turn must be the user's."""
@@ -407,13 +528,13 @@ class ChatEngine:
                 assert bot is not None
                 found = await self._retriever.for_bot(bot, request.turns[-1].content, extra)
                 system, sources = await grounded_prompt(model, bot, found, instructions)
-            turns, prompt_tokens = await fit_prompt(
-                model,
+            exchange = _Exchange(
                 system,
                 earlier,
                 request.turns[-1],
                 bot.max_input_tokens if bot is not None else model.context_tokens,
             )
+            turns, prompt_tokens = await exchange.prompt(model)
         except TertuliaError as error:
             yield Failed(error)
             return
@@ -428,13 +549,15 @@ class ChatEngine:
         sampling = Sampling(
             temperature=_first(request.temperature, bot.temperature if bot else None, Sampling.temperature),
             top_p=_first(request.top_p, bot.top_p if bot else None, Sampling.top_p),
-            max_tokens=max(1, min(wanted, model.context_tokens - prompt_tokens)),
+            max_tokens=wanted,
             stop=request.stop,
         )
         bot_id = bot.id if bot is not None else None
-        generation = _Generation(model, prompt_tokens)
+        generation = _Generation(model)
         try:
-            async with aclosing(generation.run(turns, sampling)) as tokens:
+            async with aclosing(
+                generation.run_continued(exchange, turns, prompt_tokens, sampling, request.continuations)
+            ) as tokens:
                 async for token in tokens:
                     yield token
         except TertuliaError as error:
@@ -447,8 +570,9 @@ class ChatEngine:
                 await self._record_spent(actor, generation, provider, bot_id)
             raise
         usage = await self._record_spent(actor, generation, provider, bot_id)
-        finish = "length" if usage.completion_tokens >= sampling.max_tokens else "stop"
-        yield Done(generation.text, usage, model.model_id, finish_reason=finish, sources=sources)
+        yield Done(
+            generation.text, usage, model.model_id, finish_reason=generation.finish_reason, sources=sources
+        )
 
     async def _record_spent(
         self,
@@ -460,7 +584,7 @@ class ChatEngine:
     ) -> Usage:
         """Records what a model call used that left no message behind (stateless or failed)."""
         usage = await generation.usage()
-        if generation.pieces or generation.reported is not None:
+        if generation.spent:
             async with self._database.session() as session:
                 record_usage(
                     session,
@@ -560,8 +684,10 @@ class ChatEngine:
                 ChatTurn("system", RELATED_INSTRUCTION.format(count=RELATED_PROMPTS)),
                 ChatTurn("user", f"Question: {question[:2000]}\n\nAnswer: {answer[:2000]}"),
             ]
-            generation = _Generation(model, await model.count_prompt_tokens(turns))
-            async with aclosing(generation.run(turns, Sampling(temperature=0.3, max_tokens=96))) as tokens:
+            generation = _Generation(model)
+            prompt_tokens = await model.count_prompt_tokens(turns)
+            sampling = Sampling(temperature=0.3, max_tokens=96)
+            async with aclosing(generation.run(turns, prompt_tokens, sampling)) as tokens:
                 async for _token in tokens:
                     pass
             related = parse_related(generation.text)

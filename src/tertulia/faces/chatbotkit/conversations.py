@@ -41,6 +41,7 @@ ROLE_OF = {"user": "user", "bot": "assistant"}
 TYPE_OF = {"user": "user", "assistant": "bot", "system": "context", "operator": "bot", "tool": "activity"}
 MESSAGE_TYPES = ("user", "bot", "reasoning", "context", "instruction", "backstory", "activity", "checkpoint")
 MAX_TEXT = 32_000
+MAX_CONTINUATIONS = 8  # a larger `limits.continuations` is held to this: each one is a model call
 CONTACT_FIELDS = ("fingerprint", "name", "nick", "email", "phone", "description", "preferences")
 
 
@@ -101,6 +102,24 @@ def _text(body: dict[str, Any], required: bool) -> str | None:
     if len(text) > MAX_TEXT:
         raise Invalid(f"text has at most {MAX_TEXT} characters", {"field": "text"})
     return text
+
+
+def _continuations(body: dict[str, Any]) -> int:
+    """`limits.continuations` (0 when not asked), held to MAX_CONTINUATIONS.
+
+    `limits.iterations` and `limits.calls` bound tool use, which Tertulia does not run yet:
+    they are checked (integers ≥ 1, as the SDKs type them), and change nothing yet.
+    """
+    limits = body.get("limits")
+    if limits is None:
+        return 0
+    if not isinstance(limits, dict):
+        raise Invalid("limits must be an object", {"field": "limits"})
+    for name in ("iterations", "continuations", "calls"):
+        value = limits.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise Invalid(f"limits.{name} must be a positive integer", {"field": f"limits.{name}"})
+    return min(limits.get("continuations") or 0, MAX_CONTINUATIONS)
 
 
 async def _contact(session: Any, principal: Any, given: Any) -> str | None:
@@ -265,6 +284,7 @@ async def complete(
     """A stateless reply to the client's messages; nothing is stored."""
     clean(body, "body")
     given = _messages(body.get("messages"))
+    continuations = _continuations(body)
     if not given or given[-1][0] != "user":
         raise Invalid("messages must end with a message of type user", {"field": "messages"})
     turns = [ChatTurn("system", str(body["backstory"]))] if isinstance(body.get("backstory"), str) else []
@@ -280,7 +300,9 @@ async def complete(
     else:
         default = runtime.models.default_chat
         model = ModelChoice(default.provider, default.model_id, "chat")
-    events = runtime.chat.complete(principal, Completion(turns=turns, bot_id=bot_id, model=model))
+    events = runtime.chat.complete(
+        principal, Completion(turns=turns, bot_id=bot_id, model=model, continuations=continuations)
+    )
     return await _answer(request, events, lambda done: _result(done, stored=False))
 
 
@@ -297,9 +319,10 @@ async def complete_in_conversation(
     stored last."""
     clean(body, "body")
     text = _text(body, required=False)
+    continuations = _continuations(body)
     await conversations.get_conversation(session, principal, conversation_id)
     question = Question(text) if text is not None else None
-    events = runtime.chat.reply(principal, conversation_id, question)
+    events = runtime.chat.reply(principal, conversation_id, question, continuations=continuations)
     return await _answer(request, events, lambda done: _result(done, stored=True))
 
 
