@@ -325,7 +325,17 @@ async def test_messages_are_written_read_corrected_rated_and_removed(
     assert gone.status_code == 404
 
 
-async def test_contacts_are_kept_by_fingerprint_and_linked_to_conversations(cbk: ChatBotKit) -> None:
+async def conversation_ids(client: httpx.AsyncClient, cbk: ChatBotKit, query: dict[str, str]) -> set[str]:
+    """The ids of the conversations listed with these query parameters."""
+    headers = {"Authorization": f"Bearer {cbk.options.token}"}
+    listed = await client.get("/v1/conversation/list", params=query, headers=headers)
+    assert listed.status_code == 200, listed.text
+    return {item["id"] for item in listed.json()["items"]}
+
+
+async def test_contacts_are_kept_by_fingerprint_and_linked_to_conversations(
+    client: httpx.AsyncClient, cbk: ChatBotKit
+) -> None:
     made = await cbk.contact.create({"name": "Ana", "email": "ana@example.com", "fingerprint": "ana-1"})
     contact = await cbk.contact.fetch(made.id)
     assert (contact.name, contact.email, contact.fingerprint) == ("Ana", "ana@example.com", "ana-1")
@@ -348,6 +358,14 @@ async def test_contacts_are_kept_by_fingerprint_and_linked_to_conversations(cbk:
     assert (await cbk.contact.ensure({"fingerprint": "ana-1"})).id == made.id
     talks = await cbk.contact.conversation.list(made.id)
     assert sorted(item.id for item in talks.items) == sorted([first.id, second.id])
+    await cbk.conversation.create({"botId": bot.id, "meta": {"channel": "web", "n": 5}})
+    assert await conversation_ids(client, cbk, {"contactId": made.id}) == {first.id, second.id}
+    await cbk.conversation.update(first.id, {"meta": {"channel": "web"}})
+    assert await conversation_ids(client, cbk, {"contactId": made.id, "meta.channel": "web"}) == {first.id}
+    assert len(await conversation_ids(client, cbk, {"meta.channel": "web"})) == 2
+    assert await conversation_ids(client, cbk, {"meta.channel": "mail"}) == set()
+    assert await conversation_ids(client, cbk, {"meta.we\"ird'.key[0]": "x"}) == set()
+    assert await conversation_ids(client, cbk, {"taskId": "task-1"}) == set()  # there are no tasks
 
     await cbk.contact.delete(made.id)
     assert getattr(await cbk.conversation.fetch(first.id), "contact_id", None) is None

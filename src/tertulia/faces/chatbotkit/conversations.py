@@ -7,7 +7,7 @@ from contextlib import aclosing
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import select
+from sqlalchemy import false, select
 
 from tertulia.core import contacts, conversations
 from tertulia.core.catalog import ModelChoice
@@ -143,8 +143,17 @@ async def list_conversations(
 ) -> Any:
     principal.require("conversations:read")
     query = owned(principal, Conversation)
-    if request.query_params.get("botId"):
-        query = query.where(Conversation.bot_id == request.query_params["botId"])
+    given = request.query_params
+    if given.get("botId"):
+        query = query.where(Conversation.bot_id == given["botId"])
+    if given.get("contactId"):
+        query = query.where(Conversation.contact_id == given["contactId"])
+    if given.get("taskId"):
+        query = query.where(false())  # Tertulia has no tasks: no conversation belongs to one
+    for name, value in given.multi_items():
+        if name.startswith("meta.") and len(name) > len("meta."):
+            clean(value, name)
+            query = query.where(Conversation.meta["cbk"][name.removeprefix("meta.")].as_string() == value)
     items = [conversation_public(row) for row in await paging.page(session, query, Conversation)]
     return page_response(request, items)
 
