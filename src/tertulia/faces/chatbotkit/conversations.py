@@ -11,7 +11,7 @@ from sqlalchemy import false, select
 
 from tertulia.core import contacts, conversations
 from tertulia.core.catalog import ModelChoice
-from tertulia.core.chat import ChatEvent, Completion, Done, Failed, Question, Token, collect_reply, opening
+from tertulia.core.chat import ChatEvent, Completion, Done, Failed, Question, Token, collect_reply
 from tertulia.core.errors import Invalid
 from tertulia.core.models import chat_choice
 from tertulia.core.principal import owned
@@ -254,17 +254,17 @@ def _result(done: Done, stored: bool) -> dict[str, Any]:
 
 
 async def _answer(request: Request, events: AsyncIterator[ChatEvent], shape: Any) -> Any:
-    """The reply as JSON, or as a JSONL stream when the client accepts it. A failure before
-    the first line is an HTTP error; after it, an `error` line ends the stream."""
+    """The reply as JSON, or as a JSONL stream when the client accepts it. In JSON a failure
+    is an HTTP error; a stream, as ChatBotKit's, is a 200 whose `error` line ends it (the
+    Python SDK cannot read an error status on a stream)."""
     if not wants_stream(request):
         return shape(await collect_reply(events))
-    return jsonl(_lines(await opening(events), events, shape))
+    return jsonl(_lines(events, shape))
 
 
-async def _lines(first: ChatEvent | None, events: AsyncIterator[ChatEvent], shape: Any) -> AsyncIterator[str]:
+async def _lines(events: AsyncIterator[ChatEvent], shape: Any) -> AsyncIterator[str]:
     async with aclosing(events):  # type: ignore[type-var]
-        event = first
-        while event is not None:
+        async for event in events:
             if isinstance(event, Token) and event.text:
                 yield line("token", {"token": event.text})
             elif isinstance(event, Failed):
@@ -283,7 +283,6 @@ async def _lines(first: ChatEvent | None, events: AsyncIterator[ChatEvent], shap
                 )
                 yield line("result", shape(event))
                 return
-            event = await anext(events, None)
 
 
 @router.post("/complete")
