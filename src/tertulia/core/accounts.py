@@ -14,6 +14,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tertulia.core import limits
 from tertulia.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from tertulia.core.principal import Principal, find_owned, owned
 from tertulia.store.tables import Account, ApiKey, Bot, ServerState, utcnow
@@ -190,10 +191,10 @@ async def child_by_email(session: AsyncSession, actor: Principal, email: str) ->
 async def update_sub_account(
     session: AsyncSession, actor: Principal, account_id: str, changes: dict[str, Any]
 ) -> Account:
-    """Changes a sub-account's nickname, description, email or metadata."""
+    """Changes a sub-account's nickname, description, email, metadata or limits (core.limits)."""
     actor.require("accounts:write")
     account = await get_sub_account(session, actor, account_id)
-    unknown = set(changes) - {"nickname", "description", "email", "meta"}
+    unknown = set(changes) - {"nickname", "description", "email", "meta", "limits"}
     if unknown:
         raise Invalid("unknown account fields", {"unknown": sorted(unknown)})
     if "email" in changes and changes["email"] != account.email:
@@ -201,6 +202,8 @@ async def update_sub_account(
         if await session.scalar(select(Account.id).where(Account.email == email)) is not None:
             raise Conflict("an account with this email already exists", {"field": "email"})
         account.email = email
+    if "limits" in changes:
+        account.limits = limits.checked(changes["limits"]) if changes["limits"] is not None else None
     for name in ("nickname", "description", "meta"):
         if name in changes:
             setattr(account, name, changes[name])

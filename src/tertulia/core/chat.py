@@ -32,6 +32,7 @@ import anyio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tertulia.core import limits
 from tertulia.core.bots import get_bot
 from tertulia.core.catalog import ModelChoice, chat_task
 from tertulia.core.conversations import get_conversation
@@ -421,6 +422,8 @@ class ChatEngine:
                         raise Invalid("the conversation has no message of the user's to answer")
                     question, history = Question(history[-1].content), history[:-1]
                 await require_quota(session, actor.account_id, self._quota_for(actor.account.plan))
+                await limits.require_room(session, actor, "tokens")
+                await limits.require_room(session, actor, "messages", 2 if saved is not None else 1)
                 resolved = await resolve(session, bot, chat_task(bot, question.content))
             model, provider = self._model(resolved)
             knows = await self._retriever.knows(bot, extra)
@@ -513,6 +516,7 @@ class ChatEngine:
                 bot = await get_bot(session, actor, request.bot_id) if request.bot_id else None
                 extra = [await get_bot(session, actor, bot_id) for bot_id in request.also_from]
                 await require_quota(session, actor.account_id, self._quota_for(actor.account.plan))
+                await limits.require_room(session, actor, "tokens")
                 if bot is not None:
                     resolved = await resolve(session, bot, chat_task(bot, request.turns[-1].content))
                 elif request.model is not None:

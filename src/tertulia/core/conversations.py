@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tertulia.core import limits
 from tertulia.core.bots import get_bot
 from tertulia.core.contacts import get_contact
 from tertulia.core.errors import Invalid, NotFound
@@ -62,6 +63,7 @@ async def create_conversation(
     bot = await get_bot(session, actor, draft.bot_id)
     if draft.contact_id is not None:
         await get_contact(session, actor, draft.contact_id)  # the account's own, or not found
+    await limits.require_room(session, actor, "conversations")
     conversation = Conversation(
         account_id=actor.account_id,
         bot_id=bot.id,
@@ -161,6 +163,7 @@ async def add_message(
     if role not in ROLES:
         raise Invalid(f"unknown message role {role!r}", {"field": "role", "allowed": list(ROLES)})
     conversation = await get_conversation(session, actor, conversation_id)
+    await limits.require_room(session, actor, "messages")
     message = Message(
         account_id=actor.account_id,
         conversation_id=conversation.id,

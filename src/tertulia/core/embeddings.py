@@ -7,6 +7,7 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tertulia.core import limits
 from tertulia.core.bots import get_bot
 from tertulia.core.catalog import ModelChoice
 from tertulia.core.errors import Invalid
@@ -67,6 +68,7 @@ async def embed_texts(
             )
     async with database.session() as session:
         await require_quota(session, actor.account_id, quota)
+        await limits.require_room(session, actor, "tokens")
         resolved = await _resolve(session, actor, bot_id, model)
     choice = resolved.choice or models.default_embedding
     embedder = models.embedder(resolved.choice, resolved.credentials)

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tertulia.core import limits
 from tertulia.core.errors import Conflict, Invalid, NotFound, PayloadTooLarge, Unauthenticated
 from tertulia.core.knowledge import bases, documents
 from tertulia.core.knowledge.vectors import VectorIndex
@@ -71,6 +72,7 @@ def _checked_type(media_type: str | None) -> str:
 async def create_file(session: AsyncSession, actor: Principal, details: FileDetails) -> File:
     actor.require("knowledge:write")
     actor.require_any_bot()
+    await limits.require_room(session, actor, "files")
     file = File(
         account_id=actor.account_id,
         name=_checked_name(details.name),

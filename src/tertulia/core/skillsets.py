@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tertulia.core import limits
 from tertulia.core.errors import Invalid
 from tertulia.core.principal import Principal, find_owned
 from tertulia.store.tables import Ability, Bot, File, Skillset, utcnow
@@ -36,6 +37,7 @@ def _checked(values: dict[str, Any], lengths: dict[str, int]) -> dict[str, Any]:
 async def create_skillset(session: AsyncSession, actor: Principal, values: dict[str, Any]) -> Skillset:
     actor.require("bots:write")
     actor.require_any_bot()
+    await limits.require_room(session, actor, "skillsets")
     skillset = Skillset(account_id=actor.account_id, **_checked(values, SKILLSET_FIELDS))
     session.add(skillset)
     await session.commit()
@@ -96,6 +98,7 @@ async def create_ability(
     skillset = await get_skillset(session, actor, skillset_id)
     values = _checked(values, ABILITY_FIELDS)
     await _check_links(session, actor, values)
+    await limits.require_room(session, actor, "abilities")
     ability = Ability(account_id=actor.account_id, skillset_id=skillset.id, **values)
     session.add(ability)
     await session.commit()

@@ -97,6 +97,8 @@ class Account(Timestamps, Base):
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     description: Mapped[str | None] = mapped_column(Text)
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, default=dict)  # null: {}
+    # What its parent lets a sub-account have (core.limits); None: no limits.
+    limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class ApiKey(Base):

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tertulia.core import limits
 from tertulia.core.errors import Invalid, NotFound
 from tertulia.core.knowledge.chunking import STRATEGIES
 from tertulia.core.models import check_embedding_model
@@ -56,6 +57,7 @@ async def create_knowledge_base(
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     await vectors.check_store_type(draft.vector_store_type, dialect)
     await check_embedding_model(session, actor, draft.embedding_model, models)
+    await limits.require_room(session, actor, "datasets")
     base = KnowledgeBase(
         account_id=actor.account_id,
         name=draft.name,

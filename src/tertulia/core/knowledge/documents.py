@@ -18,6 +18,7 @@ import anyio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tertulia.core import limits
 from tertulia.core.bots import get_bot
 from tertulia.core.errors import Conflict, Invalid, NotFound, PayloadTooLarge
 from tertulia.core.knowledge.bases import get_knowledge_base
@@ -131,6 +132,7 @@ async def add_document(
         select(Document).where(Document.knowledge_base_id == base.id, Document.name == name)
     )
     if document is None:
+        await limits.require_room(session, actor, "records")
         document = Document(account_id=actor.account_id, knowledge_base_id=base.id, name=name)
         session.add(document)
     document.source_type = upload.source_type
@@ -343,6 +345,7 @@ async def bot_knowledge_base(
     bot = await get_bot(session, actor, bot_id)
     base = await session.scalar(select(KnowledgeBase).where(KnowledgeBase.owner_bot_id == bot.id))
     if base is None:
+        await limits.require_room(session, actor, "datasets")
         base = KnowledgeBase(
             account_id=bot.account_id,
             name=f"{bot.name} — own documents"[:128],

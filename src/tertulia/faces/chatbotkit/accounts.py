@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tertulia.core import accounts
+from tertulia.core import accounts, limits
 from tertulia.core.accounts import Principal
 from tertulia.core.errors import Invalid
 from tertulia.faces.chatbotkit.bots import Body
@@ -103,7 +103,36 @@ def user_public(account: Account) -> dict[str, Any]:
         body["name"] = account.nickname
     if account.description:
         body["description"] = account.description
+    if account.limits:
+        body["limits"] = _limits_public(account.limits)
     return body
+
+
+# ChatBotKit's `limits` keeps what its database holds under `database`.
+_DATABASE = ("abilities", "datasets", "files", "records", "skillsets")
+
+
+def _limits_public(given: dict[str, int]) -> dict[str, Any]:
+    public: dict[str, Any] = {name: count for name, count in given.items() if name not in _DATABASE}
+    database = {name: count for name, count in given.items() if name in _DATABASE}
+    if database:
+        public["database"] = database
+    return public
+
+
+def _limits_given(value: Any) -> dict[str, Any] | None:
+    """`limits` as the core counts them: `database.*` flattened, checked there."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise Invalid("limits must be an object", {"field": "limits"})
+    flat = {name: count for name, count in value.items() if name != "database"}
+    database = value.get("database")
+    if database is not None:
+        if not isinstance(database, dict) or set(database) - set(_DATABASE):
+            raise Invalid(f"limits.database holds only {', '.join(_DATABASE)}", {"field": "limits.database"})
+        flat.update(database)
+    return limits.checked(flat)
 
 
 def _user_changes(body: dict[str, Any], current: Account | None) -> dict[str, Any]:
@@ -121,6 +150,8 @@ def _user_changes(body: dict[str, Any], current: Account | None) -> dict[str, An
         meta = given_meta(body)
     if meta is not None:
         changes["meta"] = meta
+    if "limits" in body:
+        changes["limits"] = _limits_given(body["limits"])
     return changes
 
 
@@ -158,7 +189,7 @@ async def create_user(principal: Caller, session: SessionDep, body: dict = Body)
     account = await accounts.create_sub_account(
         session, principal, accounts.NewAccount(email=email, password=None, nickname=changes.get("nickname"))
     )
-    rest = {name: value for name, value in changes.items() if name in ("description", "meta")}
+    rest = {name: value for name, value in changes.items() if name in ("description", "meta", "limits")}
     if rest:
         await accounts.update_sub_account(session, principal, account.id, rest)
     return {"id": account.id}
