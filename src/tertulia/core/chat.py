@@ -749,11 +749,14 @@ def _first(*values: float | None) -> float:
     return next(value for value in values if value is not None)
 
 
-async def opening(events: AsyncIterator[ChatEvent]) -> ChatEvent | None:
+async def opening(
+    events: AsyncIterator[ChatEvent], raised: Callable[[TertuliaError], bool] = lambda _error: True
+) -> ChatEvent | None:
     """For faces that stream: the first event, read before the response starts, so that a
-    failure before any of the reply is raised (and the stream closed) as a real error."""
+    failure before any of the reply is raised (and the stream closed) as a real error —
+    those failures that `raised` picks; the others stay the stream's first event."""
     first = await anext(events, None)
-    if isinstance(first, Failed):
+    if isinstance(first, Failed) and raised(first.error):
         await events.aclose()  # type: ignore[attr-defined]
         raise first.error
     return first

@@ -144,3 +144,24 @@ async def test_an_unexpected_failure_is_an_internal_server_error_that_reveals_no
     response = await client.get("/v1/bot/broken-for-this-test")
     assert response.status_code == 500
     assert response.json() == {"message": "internal server error", "code": "INTERNAL_SERVER_ERROR"}
+
+
+async def test_a_stream_the_request_is_at_fault_for_is_refused_before_it_starts(
+    client: httpx.AsyncClient,
+) -> None:
+    token = await token_for(client, "early")
+    async with sdk(client, token) as kit:
+        bot = await kit.bot.create({"name": "Quiet"})
+        conversation = await kit.conversation.create({"botId": bot.id})
+    # Nothing of the user's to answer yet: a 400, as without a stream, not a 200 with an error line.
+    nothing = await client.post(
+        f"/v1/conversation/{conversation.id}/receive", headers=headers_of(token, **JSONL), json={}
+    )
+    assert nothing.status_code == 400 and nothing.json()["code"] == "BAD_REQUEST"
+    await client.post(f"/v1/bot/{bot.id}/delete", headers=headers_of(token))
+    orphan = await client.post(
+        "/v1/conversation/complete",
+        headers=headers_of(token, **JSONL),
+        json={"botId": bot.id, "messages": HI},
+    )
+    assert orphan.status_code == 404 and orphan.json()["code"] == "NOT_FOUND"

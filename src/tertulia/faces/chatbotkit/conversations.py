@@ -11,8 +11,8 @@ from sqlalchemy import false, select
 
 from tertulia.core import contacts, conversations
 from tertulia.core.catalog import ModelChoice
-from tertulia.core.chat import ChatEvent, Completion, Done, Failed, Question, Token, collect_reply
-from tertulia.core.errors import Invalid
+from tertulia.core.chat import ChatEvent, Completion, Done, Failed, Question, Token, collect_reply, opening
+from tertulia.core.errors import Invalid, TertuliaError
 from tertulia.core.models import chat_choice
 from tertulia.core.principal import owned
 from tertulia.faces.chatbotkit.bots import Body, reachable_bot
@@ -42,6 +42,8 @@ TYPE_OF = {"user": "user", "assistant": "bot", "system": "context", "operator": 
 MESSAGE_TYPES = ("user", "bot", "reasoning", "context", "instruction", "backstory", "activity", "checkpoint")
 MAX_TEXT = 32_000
 MAX_CONTINUATIONS = 8  # a larger `limits.continuations` is held to this: each one is a model call
+# Failures a stream answers with an HTTP error before it starts; any other is an `error` line.
+REQUEST_FAULTS = ("invalid", "unauthenticated", "forbidden", "not_found", "conflict", "too_large")
 CONTACT_FIELDS = ("fingerprint", "name", "nick", "email", "phone", "description", "preferences")
 
 
@@ -253,18 +255,25 @@ def _result(done: Done, stored: bool) -> dict[str, Any]:
     return result
 
 
+def _the_requests_fault(error: TertuliaError) -> bool:
+    """A failure the request itself caused (bad input, a missing resource, a scope)."""
+    return error.kind in REQUEST_FAULTS
+
+
 async def _answer(request: Request, events: AsyncIterator[ChatEvent], shape: Any) -> Any:
     """The reply as JSON, or as a JSONL stream when the client accepts it. In JSON a failure
-    is an HTTP error; a stream, as ChatBotKit's, is a 200 whose `error` line ends it (the
-    Python SDK cannot read an error status on a stream)."""
+    is an HTTP error. A stream, as ChatBotKit's: a request at fault gets an HTTP error before
+    it starts; a model that fails or a limit that is reached is an `error` line ending a 200
+    (which the Python SDK reads as an item; an error status on a stream it cannot read)."""
     if not wants_stream(request):
         return shape(await collect_reply(events))
-    return jsonl(_lines(events, shape))
+    return jsonl(_lines(await opening(events, _the_requests_fault), events, shape))
 
 
-async def _lines(events: AsyncIterator[ChatEvent], shape: Any) -> AsyncIterator[str]:
+async def _lines(first: ChatEvent | None, events: AsyncIterator[ChatEvent], shape: Any) -> AsyncIterator[str]:
     async with aclosing(events):  # type: ignore[type-var]
-        async for event in events:
+        event = first
+        while event is not None:
             if isinstance(event, Token) and event.text:
                 yield line("token", {"token": event.text})
             elif isinstance(event, Failed):
@@ -283,6 +292,7 @@ async def _lines(events: AsyncIterator[ChatEvent], shape: Any) -> AsyncIterator[
                 )
                 yield line("result", shape(event))
                 return
+            event = await anext(events, None)
 
 
 @router.post("/complete")
