@@ -13,17 +13,18 @@ from tertulia.settings import Settings
 from tertulia.store.session import Database
 from tests.faces.chatagent.conftest import sign_up
 from tests.live_server import serve_in_thread
+from tests.providers.standins import API_KEY, StandIn
 
 NODE = Path(__file__).parent / "node"
 
 
-def run_scenario(base_url: str, token: str) -> dict:
+def run_scenario(base_url: str, token: str, script: str = "scenario.mjs") -> dict:
     assert shutil.which("node"), "Node.js is needed for the ChatBotKit Node SDK tests"
     assert (NODE / "node_modules" / "@chatbotkit" / "sdk").is_dir(), (
         "run ./scripts/test: it installs the Node SDK"
     )
     result = subprocess.run(
-        ["node", "scenario.mjs"],
+        ["node", script],
         cwd=NODE,
         env={"PATH": "/usr/bin:/bin:/usr/local/bin", "BASE_URL": base_url, "TOKEN": token},
         capture_output=True,
@@ -79,3 +80,26 @@ async def test_the_node_sdk_runs_the_whole_scenario(database: Database, tmp_path
     assert out["childBots"] == [out["childBot"]] and out["childBot"] not in out["parentBots"]
     assert out["strangerRefusal"] == {"name": "FetchError", "code": "NOT_AUTHENTICATED"}
     assert out["missing"] == {"name": "FetchError", "code": "NOT_FOUND"}
+
+
+async def test_the_node_sdk_reads_a_failing_models_errors(
+    database: Database, tmp_path: Path, standin: StandIn
+) -> None:
+    settings = Settings(
+        database_url=database.url,
+        chroma_path=tmp_path / "chroma",
+        openai_api_key=API_KEY,
+        openai_base_url=standin.url + "/v1",
+    )
+    standin.reset(mode="server_error")
+    with serve_in_thread(settings) as address:
+        base_url = f"http://{address}"
+        async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+            user = await sign_up(client, "node")
+            key = await client.post("/api/v1/auth/api-keys", headers=user.headers, json={"name": "node"})
+        out = await anyio.to_thread.run_sync(run_scenario, base_url, key.json()["key"], "failures.mjs")
+    # As JSON: the SDK's FetchError with the scoped code; as a stream: one error item.
+    assert out["refusal"] == {"name": "FetchError", "code": "MODEL_BAD_GATEWAY"}
+    [error] = out["stream"]
+    assert error["type"] == "error" and error["data"]["code"] == "MODEL_BAD_GATEWAY"
+    assert API_KEY not in error["data"]["message"]
