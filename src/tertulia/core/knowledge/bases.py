@@ -82,10 +82,14 @@ async def get_knowledge_base(session: AsyncSession, actor: Principal, base_id: s
 
 
 async def list_knowledge_bases(
-    session: AsyncSession, actor: Principal, limit: int, offset: int
+    session: AsyncSession, actor: Principal, limit: int, offset: int, *, bots_own: bool = True
 ) -> Page[KnowledgeBase]:
+    """A page of the caller's bases; without the bases bots made for their own documents
+    (core.knowledge.documents.bot_knowledge_base) when `bots_own` is False."""
     actor.require("knowledge:read")
     query = owned(actor, KnowledgeBase)
+    if not bots_own:
+        query = query.where(KnowledgeBase.owner_bot_id.is_(None))
     total = await count_rows(session, query)
     rows = await session.scalars(
         query.order_by(KnowledgeBase.created_at.desc(), KnowledgeBase.id).limit(limit).offset(offset)

@@ -21,6 +21,7 @@ from tertulia.core.knowledge import bases, documents
 from tertulia.core.knowledge.retrieval import Query as SearchQuery
 from tertulia.core.knowledge.retrieval import Source
 from tertulia.core.models import chat_choice
+from tertulia.core.paging import Page
 from tertulia.faces.agentv2.errors import error_body
 from tertulia.faces.agentv2.schemas import (
     AgentCreate,
@@ -104,10 +105,22 @@ def _model_values(name: str | None, runtime: Runtime) -> dict[str, Any]:
     return {"llm_provider": choice.provider, "llm_model": choice.model_id}
 
 
+def paged(page: Page[Any], data: list[Any]) -> dict[str, Any]:
+    """A list response's fields, for `data` made from `page`'s items."""
+    more = page.offset + len(page.items) < page.total
+    return {"data": data, "total": page.total, "limit": page.limit, "offset": page.offset, "hasMore": more}
+
+
 @router.get("/agents")
-async def list_agents(principal: BearerPrincipal, session: SessionDep, runtime: RuntimeDep) -> AgentList:
-    page = await bots.list_bots(session, principal, bots.BotFilters(), 100, 0)
-    return AgentList(data=[_agent(bot, runtime) for bot in page.items])
+async def list_agents(
+    principal: BearerPrincipal,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> AgentList:
+    page = await bots.list_bots(session, principal, bots.BotFilters(), limit, offset)
+    return AgentList(**paged(page, [_agent(bot, runtime) for bot in page.items]))
 
 
 @router.post("/agents", status_code=status.HTTP_201_CREATED)
@@ -282,13 +295,8 @@ async def list_conversations(
 ) -> ConversationList:
     filters = conversations.ConversationFilters(bot_id=agentId, status=status)
     page = await conversations.list_conversations(session, principal, filters, limit, offset)
-    return ConversationList(
-        data=[_conversation_public(item.conversation, item.message_count) for item in page.items],
-        total=page.total,
-        limit=limit,
-        offset=offset,
-        hasMore=offset + len(page.items) < page.total,
-    )
+    items = [_conversation_public(item.conversation, item.message_count) for item in page.items]
+    return ConversationList(**paged(page, items))
 
 
 @router.get("/conversations/{conversation_id}")
@@ -320,7 +328,7 @@ async def list_messages(
     offset: Offset = 0,
 ) -> MessageList:
     page = await conversations.list_messages(session, principal, conversation_id, limit, offset)
-    return MessageList(data=[_message(message) for message in page.items])
+    return MessageList(**paged(page, [_message(message) for message in page.items]))
 
 
 @router.put("/conversations/{conversation_id}/status")
@@ -354,9 +362,12 @@ def _source(document: Document) -> SourcePublic:
 
 
 @router.get("/datastores")
-async def list_datastores(principal: BearerPrincipal, session: SessionDep) -> DatastoreList:
-    page = await bases.list_knowledge_bases(session, principal, 100, 0)
-    return DatastoreList(data=[_datastore(base) for base in page.items if base.owner_bot_id is None])
+async def list_datastores(
+    principal: BearerPrincipal, session: SessionDep, limit: Limit = 100, offset: Offset = 0
+) -> DatastoreList:
+    # A bot's own base (made for documents given to a bot itself) is not a datastore.
+    page = await bases.list_knowledge_bases(session, principal, limit, offset, bots_own=False)
+    return DatastoreList(**paged(page, [_datastore(base) for base in page.items]))
 
 
 @router.post("/datastores", status_code=status.HTTP_201_CREATED)
@@ -456,4 +467,4 @@ async def list_sources(
     datastore_id: str, principal: BearerPrincipal, session: SessionDep, limit: Limit = 100, offset: Offset = 0
 ) -> SourceList:
     page = await documents.list_documents(session, principal, datastore_id, limit, offset)
-    return SourceList(data=[_source(document) for document in page.items])
+    return SourceList(**paged(page, [_source(document) for document in page.items]))

@@ -52,7 +52,16 @@ class AgentPublic(BaseModel):
     updatedAt: str
 
 
-class AgentList(BaseModel):
+class Paged(BaseModel):
+    """Every list: a page of `data`, `total` items, and whether more follow this page."""
+
+    total: int
+    limit: int
+    offset: int
+    hasMore: bool
+
+
+class AgentList(Paged):
     data: list[AgentPublic]
 
 
@@ -95,12 +104,8 @@ class ConversationPublic(BaseModel):
     updatedAt: str
 
 
-class ConversationList(BaseModel):
+class ConversationList(Paged):
     data: list[ConversationPublic]
-    total: int
-    limit: int
-    offset: int
-    hasMore: bool
 
 
 class MessagePublic(BaseModel):
@@ -111,7 +116,7 @@ class MessagePublic(BaseModel):
     createdAt: str
 
 
-class MessageList(BaseModel):
+class MessageList(Paged):
     data: list[MessagePublic]
 
 
@@ -131,7 +136,7 @@ class DatastorePublic(BaseModel):
     createdAt: str
 
 
-class DatastoreList(BaseModel):
+class DatastoreList(Paged):
     data: list[DatastorePublic]
 
 
@@ -173,7 +178,7 @@ class SourcePublic(BaseModel):
     createdAt: str
 
 
-class SourceList(BaseModel):
+class SourceList(Paged):
     data: list[SourcePublic]
 
 
