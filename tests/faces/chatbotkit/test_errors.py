@@ -10,6 +10,7 @@ import httpx
 import pytest
 from chatbotkit import APIError
 
+from tests.broken import call_broken_route
 from tests.conftest import AppFactory
 from tests.faces.chatbotkit.conftest import sdk, token_for
 from tests.providers.standins import API_KEY, StandIn
@@ -135,13 +136,7 @@ async def test_a_model_failing_mid_reply_ends_the_stream_with_an_error_line(
 async def test_an_unexpected_failure_is_an_internal_server_error_that_reveals_nothing(
     client: httpx.AsyncClient,
 ) -> None:
-    app = client._transport.app  # type: ignore[attr-defined]
-
-    async def broken() -> None:
-        raise RuntimeError("connection string postgres://admin:hunter2@db")
-
-    app.router.add_api_route("/v1/bot/broken-for-this-test", broken)
-    response = await client.get("/v1/bot/broken-for-this-test")
+    response = await call_broken_route(client, "/v1/bot/broken-for-this-test")
     assert response.status_code == 500
     assert response.json() == {"message": "internal server error", "code": "INTERNAL_SERVER_ERROR"}
 

@@ -2,18 +2,10 @@
 // fails (the test's stand-in answers HTTP 500) and an account out of tokens. BASE_URL and
 // TOKEN come from the test, which asserts on the JSON this prints. Retries are off.
 import { ChatBotKit } from '@chatbotkit/sdk'
+import { refusal } from './refusal.mjs'
 
 const cbk = new ChatBotKit({ baseUrl: process.env.BASE_URL, secret: process.env.TOKEN, retries: 0 })
 const out = {}
-
-async function refusal(call) {
-  try {
-    await call()
-    return null
-  } catch (error) {
-    return { name: error.name, code: error.code }
-  }
-}
 
 const bot = await cbk.bot.create({ name: 'Remote', model: 'gpt-4o' })
 const request = { botId: bot.id, messages: [{ type: 'user', text: 'Hi' }] }

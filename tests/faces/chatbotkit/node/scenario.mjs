@@ -2,21 +2,13 @@
 // test (test_node_sdk.py), which asserts on the JSON this prints. Retries are off so that a
 // refused call is seen once.
 import { ChatBotKit } from '@chatbotkit/sdk'
+import { refusal } from './refusal.mjs'
 
 const baseUrl = process.env.BASE_URL
 const secret = process.env.TOKEN
 const options = { baseUrl, retries: 0, timeout: 120000 }
 const cbk = new ChatBotKit({ ...options, secret })
 const out = {}
-
-async function refusal(call) {
-  try {
-    await call()
-    return null
-  } catch (error) {
-    return { name: error.name, code: error.code }
-  }
-}
 
 // A bot, a dataset with records, the bot answering from them.
 const bot = await cbk.bot.create({
