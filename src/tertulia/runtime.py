@@ -43,6 +43,7 @@ class Runtime:
     async def close(self) -> None:
         await self.jobs.stop()
         await self.events.close()
+        await self.rate_limiter.close()
         self.vectors.close()
         await self.models.close()
         await self.database.dispose()

@@ -34,12 +34,21 @@ class RateLimiter:
         self._plans = {name: parse_many(rule) for name, rule in plans.items()}
         self._anonymous = parse_many(anonymous)
         options: dict[str, Any] = {"wrap_exceptions": True}
+        self._pool: Any = None
         if storage_uri.startswith(("redis://", "rediss://", "unix://")):
-            options |= {"implementation": "redispy", **redis_options(timeout_seconds)}
+            from redis.asyncio import ConnectionPool
+
+            # Our own pool, so that closing the server closes its connections.
+            self._pool = ConnectionPool.from_url(storage_uri, **redis_options(timeout_seconds))
+            options |= {"implementation": "redispy", "connection_pool": self._pool}
             self._store = "the rate limit store (Redis)"
         else:
             self._store = "the rate limit store"
         self._limiter = MovingWindowRateLimiter(storage_from_string(f"async+{storage_uri}", **options))
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.disconnect()
 
     def known_plan(self, plan: str) -> bool:
         return plan in self._plans
