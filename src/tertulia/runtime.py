@@ -1,5 +1,5 @@
 """What a running server holds once: settings, database, rate limiter, signing secret,
-models, the chat engine, the knowledge index and the job runner."""
+models, the chat engine, the knowledge index, the job runner and conversation events."""
 
 import time
 from dataclasses import dataclass, field
@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from tertulia import __version__
 from tertulia.core.accounts import signing_secret
 from tertulia.core.chat import ChatEngine
+from tertulia.core.conversation_events import ConversationEvents, conversation_events
 from tertulia.core.knowledge.fetching import FetchLimits
 from tertulia.core.knowledge.ingest import IngestLimits, Ingestor
 from tertulia.core.knowledge.retrieval import Retriever
@@ -31,6 +32,7 @@ class Runtime:
     retriever: Retriever
     vectors: VectorIndex
     jobs: JobRunner
+    events: ConversationEvents
     version: str = __version__
     started_at: float = field(default_factory=time.monotonic)
 
@@ -40,6 +42,8 @@ class Runtime:
 
     async def close(self) -> None:
         await self.jobs.stop()
+        await self.events.close()
+        await self.rate_limiter.close()
         self.vectors.close()
         await self.models.close()
         await self.database.dispose()
@@ -51,8 +55,12 @@ async def start_runtime(settings: Settings) -> Runtime:
     async with database.session() as session:
         secret = await signing_secret(session, configured)
     limiter = RateLimiter(
-        settings.rate_limit_plans, settings.anonymous_rate_limit, settings.rate_limit_storage
+        settings.rate_limit_plans,
+        settings.anonymous_rate_limit,
+        settings.redis_url or settings.rate_limit_storage,
+        settings.redis_timeout_seconds,
     )
+    events = conversation_events(settings.redis_url, settings.redis_timeout_seconds)
     seal_with(database.engine, secret)
     models = ModelRegistry(settings)
     vectors = VectorIndex(
@@ -66,7 +74,7 @@ async def start_runtime(settings: Settings) -> Runtime:
     async with database.session() as session:
         await vectors.sweep(session)
     retriever = Retriever(database, models, vectors)
-    chat = ChatEngine(database, models, settings.token_quota, retriever)
+    chat = ChatEngine(database, models, settings.token_quota, retriever, events)
     limits = IngestLimits(
         max_bytes=settings.max_upload_bytes,
         max_unpacked_bytes=settings.max_unpacked_bytes,
@@ -80,6 +88,7 @@ async def start_runtime(settings: Settings) -> Runtime:
         {"ingest": Ingestor(database, models, vectors, limits)},
         concurrency=settings.ingest_concurrency,
     )
-    runtime = Runtime(settings, database, limiter, secret, models, chat, retriever, vectors, jobs)
+    runtime = Runtime(settings, database, limiter, secret, models, chat, retriever, vectors, jobs, events)
+    await events.start()
     await jobs.start()
     return runtime

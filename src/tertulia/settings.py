@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     # Sign-up and login are limited per client address, before anyone is known.
     anonymous_rate_limit: str = "30/minute"
     rate_limit_storage: str = "memory://"
+    # Several API processes share Redis (needs tertulia[scale]): rate limits are counted
+    # there, whatever rate_limit_storage says, and conversation events reach every
+    # process's WebSockets through it. None: in-process memory, for one process.
+    redis_url: str | None = None
+    # Longest wait for Redis before a request needing it is refused with a 503.
+    redis_timeout_seconds: float = Field(default=1.0, gt=0, le=30)
     # The chat model a bot uses when neither it nor its account chose one.
     default_chat_provider: str = "local"
     default_chat_model: str = "qwen2.5-coder-0.5b-instruct"

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tertulia.core import limits
 from tertulia.core.bots import get_bot
 from tertulia.core.catalog import ModelChoice, chat_task
+from tertulia.core.conversation_events import ConversationEvents, MessageAdded
 from tertulia.core.conversations import get_conversation
 from tertulia.core.errors import Invalid, TertuliaError, UpstreamFailed
 from tertulia.core.knowledge.retrieval import Retriever, Source
@@ -117,6 +118,8 @@ class Question:
     content: str
     message_type: str = "text"
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The live connection that asks (a WebSocket), which its own reply stream already tells.
+    origin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -382,11 +385,13 @@ class ChatEngine:
         models: ModelRegistry,
         quota_for: Callable[[str], int | None],
         retriever: Retriever,
+        events: ConversationEvents,
     ) -> None:
         self._database = database
         self._models = models
         self._quota_for = quota_for
         self._retriever = retriever
+        self._events = events
 
     def _model(self, resolved: Resolved) -> tuple[ChatModel, str]:
         choice = resolved.choice or self._models.default_chat
@@ -668,6 +673,10 @@ class ChatEngine:
             )
             conversation.updated_at = utcnow()
             await session.commit()
+        origin = question.origin if question is not None else None
+        for message in (asked, reply):
+            if message is not None:
+                await self._events.publish(MessageAdded.of(message, bot.id, origin))
         return asked, reply, usage
 
     async def _related_prompts(

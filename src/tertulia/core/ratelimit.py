@@ -1,21 +1,54 @@
 """Request rate limits per account plan (and per address before sign-in), on `limits`."""
 
 import math
+from typing import Any
 
 from limits import RateLimitItem, parse_many
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 from limits.storage import storage_from_string
 
-from tertulia.core.errors import Invalid, RateLimited, RateLimitState
+from tertulia.core.errors import Invalid, RateLimited, RateLimitState, Unavailable
+
+
+def redis_options(timeout_seconds: float) -> dict[str, Any]:
+    """redis-py options that keep a request from waiting on a Redis that is gone or stuck:
+    short timeouts and no retries (redis-py retries with backoff by default), so an outage is
+    an error within `timeout_seconds`; the pool reconnects by itself once Redis is back."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    return {
+        "socket_timeout": timeout_seconds,
+        "socket_connect_timeout": timeout_seconds,
+        "retry": Retry(NoBackoff(), 0),
+    }
 
 
 class RateLimiter:
-    """One per process; its storage (memory now, Redis when scaled out) is the shared truth."""
+    """One per process; its storage (memory, or Redis shared by every process) is the truth."""
 
-    def __init__(self, plans: dict[str, str], anonymous: str, storage_uri: str) -> None:
+    def __init__(
+        self, plans: dict[str, str], anonymous: str, storage_uri: str, timeout_seconds: float = 1.0
+    ) -> None:
         self._plans = {name: parse_many(rule) for name, rule in plans.items()}
         self._anonymous = parse_many(anonymous)
-        self._limiter = MovingWindowRateLimiter(storage_from_string(f"async+{storage_uri}"))
+        options: dict[str, Any] = {"wrap_exceptions": True}
+        self._pool: Any = None
+        if storage_uri.startswith(("redis://", "rediss://", "unix://")):
+            from redis.asyncio import ConnectionPool
+
+            # Our own pool, so that closing the server closes its connections.
+            self._pool = ConnectionPool.from_url(storage_uri, **redis_options(timeout_seconds))
+            options |= {"implementation": "redispy", "connection_pool": self._pool}
+            self._store = "the rate limit store (Redis)"
+        else:
+            self._store = "the rate limit store"
+        self._limiter = MovingWindowRateLimiter(storage_from_string(f"async+{storage_uri}", **options))
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.disconnect()
 
     def known_plan(self, plan: str) -> bool:
         return plan in self._plans
@@ -30,6 +63,14 @@ class RateLimiter:
         return await self._hit(self._anonymous, "address", address)
 
     async def _hit(self, rules: list[RateLimitItem], *identity: str) -> RateLimitState:
+        try:
+            return await self._count(rules, *identity)
+        except StorageError as error:
+            # Refusing is the only safe answer: admitting would let a limit be ignored by
+            # every process at once while the store is away.
+            raise Unavailable(f"{self._store} is not reachable; try again shortly") from error
+
+    async def _count(self, rules: list[RateLimitItem], *identity: str) -> RateLimitState:
         # A refused request counts against no rule; an admitted one against every rule,
         # and the tightest is what the caller is told about.
         for rule in rules:

@@ -4,25 +4,35 @@ The client sends {"type": "user_message", "content": …}; the server streams
 {"type": "stream_chunk", …} pieces, then {"type": "stream_complete", …} and, for a client
 that asked with "stream": false, one {"type": "bot_response", …}. {"type": "ping"} gets a
 pong; an idle socket gets a heartbeat. A bad credential closes the socket with 1008.
+
+Once admitted, a socket is also told of every message stored in its conversation by anyone
+else (a REST call, another socket, another face, another server process sharing Redis) as
+{"type": "new_message", "conversation_id": …, "message": {…the REST message shape…}}.
 """
 
 import asyncio
 import json
-from contextlib import aclosing
+import secrets
+from collections.abc import Awaitable, Callable
+from contextlib import aclosing, suppress
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
 from tertulia.core.accounts import authenticate_token
 from tertulia.core.chat import Done, Failed, Question, Token
+from tertulia.core.conversation_events import MessageAdded
 from tertulia.core.conversations import get_conversation
 from tertulia.core.errors import Invalid, TertuliaError, Unauthenticated
 from tertulia.core.principal import Principal
+from tertulia.faces.chatagent.conversations import SENDER_TYPES
 from tertulia.faces.chatagent.errors import CODES
 from tertulia.runtime import Runtime
 from tertulia.store.tables import utcnow
 
 router = APIRouter(prefix="/ws", tags=["websocket"])
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def _timestamp() -> str:
@@ -38,6 +48,35 @@ def _error_frame(error: TertuliaError) -> dict[str, Any]:
     }
 
 
+def _new_message_frame(event: MessageAdded) -> dict[str, Any]:
+    from_bot = event.role == "assistant"
+    return {
+        "type": "new_message",
+        "conversation_id": event.conversation_id,
+        "message": {
+            "id": event.message_id,
+            "conversation_id": event.conversation_id,
+            "content": event.content,
+            "message_type": event.message_type,
+            "sender_type": SENDER_TYPES.get(event.role, event.role),
+            "sender_id": event.bot_id if from_bot else event.meta.get("sender_id", event.account_id),
+            "created_at": event.created_at.replace("+00:00", "Z"),
+            "metadata": event.meta,
+        },
+        "timestamp": _timestamp(),
+    }
+
+
+async def _tell_others(send: Send, queue: "asyncio.Queue[MessageAdded]", origin: str) -> None:
+    try:
+        while True:
+            event = await queue.get()
+            if event.origin != origin:
+                await send(_new_message_frame(event))
+    except (WebSocketDisconnect, RuntimeError):  # the client left; the receiving loop ends too
+        return
+
+
 async def _admit(runtime: Runtime, token: str | None, conversation_id: str) -> Principal:
     if not token:
         raise Unauthenticated("missing token")
@@ -50,25 +89,30 @@ async def _admit(runtime: Runtime, token: str | None, conversation_id: str) -> P
 
 
 async def _answer(
-    websocket: WebSocket, runtime: Runtime, principal: Principal, conversation_id: str, frame: dict[str, Any]
+    send: Send,
+    runtime: Runtime,
+    principal: Principal,
+    conversation_id: str,
+    frame: dict[str, Any],
+    origin: str,
 ) -> None:
     content = frame.get("content")
     if not isinstance(content, str):
-        await websocket.send_json(_error_frame(Invalid("content must be a string", {"field": "content"})))
+        await send(_error_frame(Invalid("content must be a string", {"field": "content"})))
         return
     try:
         await runtime.rate_limiter.hit_account(principal.account_id, principal.account.plan)
     except TertuliaError as error:
-        await websocket.send_json(_error_frame(error))
+        await send(_error_frame(error))
         return
     streaming = frame.get("stream", True) is not False
-    question = Question(content, str(frame.get("message_type") or "text"))
+    question = Question(content, str(frame.get("message_type") or "text"), origin=origin)
     chunk_id = 0
     async with aclosing(runtime.chat.reply(principal, conversation_id, question)) as events:
         async for event in events:
             if isinstance(event, Token) and streaming:
                 chunk_id += 1
-                await websocket.send_json(
+                await send(
                     {
                         "type": "stream_chunk",
                         "conversation_id": conversation_id,
@@ -78,10 +122,10 @@ async def _answer(
                     }
                 )
             elif isinstance(event, Failed):
-                await websocket.send_json(_error_frame(event.error))
+                await send(_error_frame(event.error))
             elif isinstance(event, Done):
                 if streaming:
-                    await websocket.send_json(
+                    await send(
                         {
                             "type": "stream_complete",
                             "conversation_id": conversation_id,
@@ -97,7 +141,7 @@ async def _answer(
                         }
                     )
                 else:
-                    await websocket.send_json(
+                    await send(
                         {
                             "type": "bot_response",
                             "message_id": event.reply.id,
@@ -123,28 +167,41 @@ async def conversation_socket(websocket: WebSocket, conversation_id: str, token:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=error.message[:120])
         return
     heartbeat = runtime.settings.websocket_heartbeat_seconds
+    # Frames from the reply stream and from other people's messages never interleave.
+    sending = asyncio.Lock()
+
+    async def send(frame: dict[str, Any]) -> None:
+        async with sending:
+            await websocket.send_json(frame)
+
+    origin = secrets.token_hex(8)
+    events = runtime.events.watch(conversation_id)
+    teller = asyncio.create_task(_tell_others(send, events, origin))
     try:
         while True:
             try:
                 text = await asyncio.wait_for(websocket.receive_text(), timeout=heartbeat)
             except TimeoutError:
-                await websocket.send_json({"type": "heartbeat", "timestamp": _timestamp()})
+                await send({"type": "heartbeat", "timestamp": _timestamp()})
                 continue
             try:
                 frame = json.loads(text)
             except json.JSONDecodeError:
                 frame = None
             if not isinstance(frame, dict):
-                await websocket.send_json(_error_frame(Invalid("each frame must be a JSON object")))
+                await send(_error_frame(Invalid("each frame must be a JSON object")))
                 continue
             kind = frame.get("type")
             if kind == "ping":
-                await websocket.send_json({"type": "pong", "timestamp": _timestamp()})
+                await send({"type": "pong", "timestamp": _timestamp()})
             elif kind == "user_message":
-                await _answer(websocket, runtime, principal, conversation_id, frame)
+                await _answer(send, runtime, principal, conversation_id, frame, origin)
             else:
-                await websocket.send_json(
-                    _error_frame(Invalid(f"unknown frame type {kind!r}", {"field": "type"}))
-                )
+                await send(_error_frame(Invalid(f"unknown frame type {kind!r}", {"field": "type"})))
     except WebSocketDisconnect:
         return
+    finally:
+        runtime.events.unwatch(conversation_id, events)
+        teller.cancel()
+        with suppress(asyncio.CancelledError):
+            await teller
