@@ -89,12 +89,13 @@ async def start_worker(
     }
     workers: list[Worker] = []
 
-    def start(concurrency: int = 1) -> Worker:
+    def start(concurrency: int = 1, **settings: object) -> Worker:
         log = tmp_path / f"worker-{len(workers)}.log"
+        own = {f"TERTULIA_{name.upper()}": str(value) for name, value in settings.items()}
         with log.open("wb") as sink:
             process = subprocess.Popen(
                 [sys.executable, "-m", "tertulia", "worker", "--concurrency", str(concurrency)],
-                env=env,
+                env=env | own,
                 cwd=tmp_path,
                 stdout=sink,
                 stderr=subprocess.STDOUT,

@@ -126,3 +126,17 @@ async def test_a_worker_killed_mid_ingestion_leaves_the_document_to_the_next(
     assert document.chunk_count >= 40
     [hit, *_] = await search(celery_client, alice, base_id, "Where is the lighthouse keeper's spare key?")
     assert "barometer" in hit["content"]
+
+
+async def test_a_job_past_the_time_limit_is_stopped_and_failed(celery_client, start_worker, database) -> None:
+    alice = await sign_up(celery_client, "alice")
+    base_id = await new_base(celery_client, alice, chunk_size=60, chunk_overlap=0)
+    lines = [f"Section {n}: shelf {n} of the archive holds the {n}th ledger of tides." for n in range(120)]
+    accepted = await upload(celery_client, alice, base_id, "archive.txt", "\n\n".join(lines))
+
+    worker = start_worker(job_time_limit_seconds=1)
+    job = await settled(database, accepted["job"]["id"])
+    assert job.status == "failed" and job.error == "stopped after 1 seconds", worker.output()
+    assert job.attempts == 1  # not tried again: it would take as long the next time
+    _document, chunks = await stored_chunks(database, accepted["id"])
+    assert chunks == []
