@@ -88,6 +88,12 @@ def test_migrate_reports_the_database_without_its_password(env: dict[str, str]) 
     assert again.returncode == 0, again.stderr
 
 
+def test_a_worker_needs_a_broker(env: dict[str, str]) -> None:
+    result = tertulia("worker", env=env)
+    assert result.returncode == 1
+    assert "TERTULIA_CELERY_BROKER_URL" in result.stderr
+
+
 def test_serve_health_and_docs(server: str) -> None:
     health = httpx.get(f"{server}/health").json()
     assert health["status"] == "ok" and health["version"] and health["uptime"] >= 0

@@ -1,4 +1,4 @@
-"""The `tertulia` command: serve, migrate, user."""
+"""The `tertulia` command: serve, worker, migrate, user."""
 
 import asyncio
 import getpass
@@ -46,6 +46,25 @@ def serve(
     asyncio.run(_migrate(settings))
     typer.echo(f"Tertulia {__version__} on http://{host}:{port} ({_display_url(settings.database_url)})")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@app.command()
+def worker(
+    concurrency: int = typer.Option(
+        0, help="Jobs run at once, one process each (default: TERTULIA_INGEST_CONCURRENCY)."
+    ),
+) -> None:
+    """Migrate the database, then run the jobs the servers send through the Celery broker."""
+    settings = Settings()
+    if not settings.celery_broker_url:
+        typer.echo("error: set TERTULIA_CELERY_BROKER_URL (redis://host:6379/0) to run a worker", err=True)
+        raise typer.Exit(1)
+    from tertulia.jobs.celery_app import run_worker
+    from tertulia.runtime import start_worker_runtime
+
+    asyncio.run(_migrate(settings))
+    typer.echo(f"Tertulia {__version__} worker ({_display_url(settings.database_url)})")
+    run_worker(settings, lambda: start_worker_runtime(settings), concurrency or settings.ingest_concurrency)
 
 
 @user_app.command("create")

@@ -1,5 +1,6 @@
 """What a running server holds once: settings, database, rate limiter, signing secret,
-models, the chat engine, the knowledge index, the job runner and conversation events."""
+models, the chat engine, the knowledge index, the job runner and conversation events; and
+what a worker process holds to run jobs."""
 
 import time
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from tertulia.core.knowledge.ingest import IngestLimits, Ingestor
 from tertulia.core.knowledge.retrieval import Retriever
 from tertulia.core.knowledge.vectors import VectorIndex
 from tertulia.core.ratelimit import RateLimiter
-from tertulia.jobs import InlineJobs, JobRunner
+from tertulia.jobs import Handler, InlineJobs, JobRunner
 from tertulia.providers.registry import ModelRegistry
 from tertulia.settings import Settings
 from tertulia.store.chroma import ChromaStore
@@ -49,21 +50,33 @@ class Runtime:
         await self.database.dispose()
 
 
-async def start_runtime(settings: Settings) -> Runtime:
+@dataclass
+class WorkerRuntime:
+    """A `tertulia worker` process's share: the job handlers and what they run on."""
+
+    database: Database
+    models: ModelRegistry
+    vectors: VectorIndex
+    handlers: dict[str, Handler]
+
+    async def close(self) -> None:
+        self.vectors.close()
+        await self.models.close()
+        await self.database.dispose()
+
+
+async def _open_database(settings: Settings) -> tuple[Database, str]:
+    """The database, with sealed columns readable: every process signs and seals alike."""
     database = Database(settings.database_url)
     configured = settings.secret_key.get_secret_value() if settings.secret_key else None
     async with database.session() as session:
         secret = await signing_secret(session, configured)
-    limiter = RateLimiter(
-        settings.rate_limit_plans,
-        settings.anonymous_rate_limit,
-        settings.redis_url or settings.rate_limit_storage,
-        settings.redis_timeout_seconds,
-    )
-    events = conversation_events(settings.redis_url, settings.redis_timeout_seconds)
     seal_with(database.engine, secret)
-    models = ModelRegistry(settings)
-    vectors = VectorIndex(
+    return database, secret
+
+
+def _vector_index(settings: Settings) -> VectorIndex:
+    return VectorIndex(
         ChromaStore(
             path=settings.chroma_folder(),
             url=settings.chroma_url,
@@ -71,10 +84,11 @@ async def start_runtime(settings: Settings) -> Runtime:
             timeout_seconds=settings.chroma_timeout_seconds,
         )
     )
-    async with database.session() as session:
-        await vectors.sweep(session)
-    retriever = Retriever(database, models, vectors)
-    chat = ChatEngine(database, models, settings.token_quota, retriever, events)
+
+
+def _job_handlers(
+    settings: Settings, database: Database, models: ModelRegistry, vectors: VectorIndex
+) -> dict[str, Handler]:
     limits = IngestLimits(
         max_bytes=settings.max_upload_bytes,
         max_unpacked_bytes=settings.max_unpacked_bytes,
@@ -83,11 +97,42 @@ async def start_runtime(settings: Settings) -> Runtime:
         ),
         allow_private_urls=settings.allow_private_urls,
     )
-    jobs = InlineJobs(
-        database,
-        {"ingest": Ingestor(database, models, vectors, limits)},
-        concurrency=settings.ingest_concurrency,
+    return {"ingest": Ingestor(database, models, vectors, limits)}
+
+
+async def start_worker_runtime(settings: Settings) -> WorkerRuntime:
+    database, _secret = await _open_database(settings)
+    models = ModelRegistry(settings)
+    vectors = _vector_index(settings)
+    return WorkerRuntime(database, models, vectors, _job_handlers(settings, database, models, vectors))
+
+
+async def start_runtime(settings: Settings) -> Runtime:
+    database, secret = await _open_database(settings)
+    limiter = RateLimiter(
+        settings.rate_limit_plans,
+        settings.anonymous_rate_limit,
+        settings.redis_url or settings.rate_limit_storage,
+        settings.redis_timeout_seconds,
     )
+    events = conversation_events(settings.redis_url, settings.redis_timeout_seconds)
+    models = ModelRegistry(settings)
+    vectors = _vector_index(settings)
+    async with database.session() as session:
+        await vectors.sweep(session)
+    retriever = Retriever(database, models, vectors)
+    chat = ChatEngine(database, models, settings.token_quota, retriever, events)
+    jobs: JobRunner
+    if settings.jobs == "celery":
+        from tertulia.jobs.celery_app import CeleryJobs  # Celery is an optional extra (`scale`)
+
+        jobs = CeleryJobs(database, settings)
+    else:
+        jobs = InlineJobs(
+            database,
+            _job_handlers(settings, database, models, vectors),
+            concurrency=settings.ingest_concurrency,
+        )
     runtime = Runtime(settings, database, limiter, secret, models, chat, retriever, vectors, jobs, events)
     await events.start()
     await jobs.start()

@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -33,6 +34,18 @@ class Settings(BaseSettings):
     # local one the CPU is the limit either way (bench/retrieval.py: 5.2 chunks/s with one or
     # two, 83 % of the bare embedder, whose speed does not depend on its batch size).
     ingest_concurrency: int = Field(default=2, ge=1, le=16)
+    # Who runs background jobs: "inline" (the API process itself) or "celery" (`tertulia
+    # worker` processes, given each job through the Redis broker at celery_broker_url).
+    jobs: Literal["inline", "celery"] = "inline"
+    celery_broker_url: str | None = None
+    # A task a worker took but never acknowledged (the worker died) is delivered again after
+    # this; it may be short, since the job's lease, not the broker, keeps runners apart.
+    celery_visibility_timeout_seconds: int = Field(default=120, ge=1)
+    # A worker renews the lease of the job it runs every third of this; once a lease runs out
+    # (its worker died) another worker takes the job over.
+    job_lease_seconds: float = Field(default=60.0, gt=0)
+    # The longest one job may run on a worker before it is stopped and marked failed.
+    job_time_limit_seconds: int = Field(default=3600, ge=1)
     # Requests per account, by plan (ChatAgent: 100 / 1000 / 10000 a minute).
     rate_limit_plans: dict[str, str] = Field(
         default_factory=lambda: {
@@ -110,6 +123,12 @@ class Settings(BaseSettings):
     def _anonymous_rule_parses(cls, rule: str) -> str:
         parse_many(rule)
         return rule
+
+    @model_validator(mode="after")
+    def _celery_has_a_broker(self) -> "Settings":
+        if self.jobs == "celery" and not self.celery_broker_url:
+            raise ValueError("TERTULIA_JOBS=celery needs TERTULIA_CELERY_BROKER_URL (redis://host:6379/0)")
+        return self
 
     @model_validator(mode="after")
     def _default_plan_exists(self) -> "Settings":

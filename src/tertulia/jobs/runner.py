@@ -8,13 +8,13 @@ from typing import Protocol
 from sqlalchemy import select, update
 
 from tertulia.core.errors import TertuliaError
+from tertulia.jobs.claims import MAX_ATTEMPTS
 from tertulia.store.session import Database
 from tertulia.store.tables import Job, utcnow
 
 log = logging.getLogger("tertulia.jobs")
 
 Handler = Callable[[str], Awaitable[None]]  # takes a job id; updates the job row itself
-MAX_ATTEMPTS = 3
 
 
 class JobRunner(Protocol):

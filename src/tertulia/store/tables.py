@@ -357,6 +357,9 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # A runner that may die without a word (a Celery worker) holds a running job only until
+    # then, renewing it while it works; once past, another runner may take the job over.
+    lease_expires_at: Mapped[datetime | None]
 
 
 class CatalogModel(Base):

@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 import httpx
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.core.errors import Invalid, TertuliaError
@@ -24,6 +24,7 @@ from tertulia.core.knowledge.fetching import FetchLimits, fetch_url
 from tertulia.core.knowledge.parsing import Parsed, parse_file, parse_nodes, parse_qa, parse_text
 from tertulia.core.knowledge.vectors import VectorIndex
 from tertulia.core.models import embedder_for_base
+from tertulia.jobs.claims import holds
 from tertulia.providers.base import Embedder
 from tertulia.providers.registry import ModelRegistry
 from tertulia.store.chroma import ChromaRow
@@ -68,6 +69,7 @@ class Ingestor:
             document = await session.get(Document, job.document_id) if job and job.document_id else None
             if job is None or document is None:
                 return
+            attempt = job.attempts  # the runner's claim: it may store only while it holds that
             if document.job_id != job.id:  # a newer upload of this document took over
                 await self._finish(session, job, "superseded", timings)
                 return
@@ -106,7 +108,7 @@ class Ingestor:
         extra = {"source": params["name"], **({"url": url} if url else {})}
         async with self._database.session() as session:
             await self._swap_in(
-                session, job_id, pieces, vectors, extra, embedder.model_id, parsed, timings, started
+                session, job_id, attempt, pieces, vectors, extra, embedder.model_id, parsed, timings, started
             )
 
     async def _parse(self, params: dict[str, Any], payload: bytes) -> tuple[Parsed, str | None]:
@@ -159,6 +161,7 @@ class Ingestor:
         self,
         session: AsyncSession,
         job_id: str,
+        attempt: int,
         pieces: list[Piece],
         vectors: list[list[float]],
         extra: dict[str, Any],
@@ -167,6 +170,17 @@ class Ingestor:
         timings: dict[str, float],
         started: float,
     ) -> None:
+        # Writing to the job row first makes this transaction the only one storing this job's
+        # chunks (PostgreSQL locks the row, SQLite the file) until it commits; a runner that was
+        # taken over (its worker stalled past its lease) or that finds the job done stops here.
+        still_held = await session.execute(
+            update(Job)
+            .where(holds(job_id, attempt))
+            .values(stage="store")
+            .execution_options(synchronize_session=False)
+        )
+        if not still_held.rowcount:  # type: ignore[attr-defined]
+            return
         job = await session.get(Job, job_id)
         document = await session.get(Document, job.document_id) if job and job.document_id else None
         if job is None or document is None:
