@@ -15,6 +15,7 @@ from tertulia.core.ratelimit import RateLimiter
 from tertulia.jobs import InlineJobs, JobRunner
 from tertulia.providers.registry import ModelRegistry
 from tertulia.settings import Settings
+from tertulia.store import pgvector
 from tertulia.store.chroma import ChromaStore
 from tertulia.store.sealed import seal_with
 from tertulia.store.session import Database
@@ -61,7 +62,8 @@ async def start_runtime(settings: Settings) -> Runtime:
             url=settings.chroma_url,
             token=settings.chroma_token.get_secret_value() if settings.chroma_token else None,
             timeout_seconds=settings.chroma_timeout_seconds,
-        )
+        ),
+        pgvector=await pgvector.present(database),
     )
     async with database.session() as session:
         await vectors.sweep(session)
