@@ -31,8 +31,9 @@ TABLE = "chunk_vectors"
 MAX_INDEXED_DIMENSIONS = 2000
 # Serialises the first writers of a new vector size, which create its index.
 INDEX_LOCK_ID = 7213402
-# How many candidates the HNSW graph walk keeps (pgvector's default is 40, its maximum 1000).
-MAX_EF_SEARCH = 1000
+# How many candidates the HNSW graph walk keeps: twice what is asked for, at least 100
+# (pgvector's default is 40; 1000 is its maximum), so that its top is nearly always the exact top.
+MIN_EF_SEARCH, MAX_EF_SEARCH = 100, 1000
 
 
 async def present(database: Database) -> bool:
@@ -94,7 +95,7 @@ async def write(session: AsyncSession, base_id: str, vectors: Sequence[tuple[int
     )
 
 
-def _search_statement(dimensions: int, use_index: bool) -> TextualSelect:
+def search_statement(dimensions: int, use_index: bool) -> TextualSelect:
     # The index serves `embedding::vector(N) <=> q` under `dims = N` written as literals; the
     # untyped `embedding <=> q` gives the same distances from an exact scan of the bases' rows.
     size = int(dimensions)
@@ -125,9 +126,9 @@ async def _nearest(
     if use_index:
         await session.execute(
             text("SELECT set_config('hnsw.ef_search', :value, true)"),
-            {"value": str(min(MAX_EF_SEARCH, max(40, fetch)))},
+            {"value": str(min(MAX_EF_SEARCH, max(MIN_EF_SEARCH, 2 * fetch)))},
         )
-    statement = _search_statement(dimensions, use_index)
+    statement = search_statement(dimensions, use_index)
     return list(
         (await session.execute(statement, {"query": query, "bases": list(base_ids), "limit": fetch})).all()
     )
