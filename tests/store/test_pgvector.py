@@ -247,17 +247,22 @@ async def test_another_bases_or_accounts_chunks_never_come_back(vectors_db: Data
         assert best.score == pytest.approx(1.0, abs=1e-6)
 
 
-async def test_migrating_onto_pgvector_copies_the_vectors_already_there(vectors_db: Database) -> None:
+@pytest.mark.parametrize("applied", ["0011", "0012"])
+async def test_migrating_onto_pgvector_copies_the_vectors_already_there(
+    vectors_db: Database, applied: str
+) -> None:
+    """From before 0012, or from a 0012 that ran while the server had no pgvector."""
     base_id = await new_base(vectors_db, await new_account(vectors_db, "owner"))
     await put_document(vectors_db, base_id, "flat", [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.6, 0.8, 0.0]])
 
-    def back_to_0011(connection: Connection) -> None:
+    def without_pgvector(connection: Connection) -> None:
         config = alembic_config(vectors_db.url)
         config.attributes["connection"] = connection
         command.downgrade(config, "0011")
+        command.stamp(config, applied)
 
     async with vectors_db.engine.begin() as connection:
-        await connection.run_sync(back_to_0011)
+        await connection.run_sync(without_pgvector)
     assert not await pgvector.present(vectors_db)
     await migrate(vectors_db)
 

@@ -1,9 +1,10 @@
 """Knowledge vectors in PostgreSQL's pgvector: the `chunk_vectors` table, its HNSW indexes, search.
 
-When it is used: a database has the `chunk_vectors` table only where migration 0012 could
-install the `vector` extension (a PostgreSQL with pgvector; never SQLite). Each process looks
-once, at start-up (`present`, called by runtime.start_runtime), and then writes and searches
-there; without the table it uses the numpy index of store.index, which needs nothing more.
+When it is used: a database has the `chunk_vectors` table only where migrating (`enable`:
+migration 0012, and every later `tertulia migrate`, so a pgvector installed afterwards is
+taken up) could enable the `vector` extension: a PostgreSQL with pgvector, never SQLite. Each
+process looks once, at start-up (`present`, called by runtime.start_runtime), and then writes
+and searches there; without the table it uses the numpy index of store.index.
 
 One row per chunk that has a vector. `chunk_vectors.chunk_id` references `chunks.id` with
 ON DELETE CASCADE, so whatever removes chunks (a document replaced or deleted, a base, an
@@ -17,11 +18,13 @@ the first time a vector of that size is written. pgvector 0.6 indexes up to 2000
 larger vectors are searched exactly, which gives the same answers more slowly.
 """
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import JSON, Float, Integer, TextualSelect, bindparam, text
+from sqlalchemy import JSON, Connection, Float, Integer, TextualSelect, bindparam, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.store.index import Hit, matches
@@ -34,6 +37,77 @@ INDEX_LOCK_ID = 7213402
 # How many candidates the HNSW graph walk keeps: twice what is asked for, at least 100
 # (pgvector's default is 40; 1000 is its maximum), so that its top is nearly always the exact top.
 MIN_EF_SEARCH, MAX_EF_SEARCH = 100, 1000
+COPY_BATCH = 1000
+
+log = logging.getLogger(__name__)
+
+
+def enable(connection: Connection) -> bool:
+    """Creates `chunk_vectors` where the `vector` extension is available and this user may
+    enable it, and copies in the vectors of the chunks already there. Idempotent; run by the
+    migrations, on their connection and in their transaction."""
+    if connection.dialect.name != "postgresql":
+        return False
+    if connection.scalar(text(f"SELECT to_regclass('{TABLE}') IS NOT NULL")):
+        return True
+    if not _vector_extension(connection):
+        return False
+    connection.execute(
+        text(
+            f"CREATE TABLE {TABLE} ("
+            " chunk_id integer PRIMARY KEY REFERENCES chunks (id) ON DELETE CASCADE,"
+            " knowledge_base_id varchar(40) NOT NULL,"
+            " dims integer NOT NULL,"
+            " embedding vector NOT NULL)"
+        )
+    )
+    connection.execute(text(f"CREATE INDEX {TABLE}_base_dims ON {TABLE} (knowledge_base_id, dims)"))
+    for dimensions in sorted(_copy_existing_vectors(connection)):
+        if dimensions <= MAX_INDEXED_DIMENSIONS:
+            connection.execute(text(index_statement(dimensions)))
+    return True
+
+
+def _vector_extension(connection: Connection) -> bool:
+    available = connection.scalar(text("SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'"))
+    if not available:
+        return False
+    try:
+        with connection.begin_nested():
+            connection.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
+    except DBAPIError as error:  # installed on the server but not ours to enable: numpy it is
+        log.warning("pgvector is installed on this server but could not be enabled: %s", error)
+        return False
+    return True
+
+
+def _copy_existing_vectors(connection: Connection) -> set[int]:
+    sizes: set[int] = set()
+    last_id = 0
+    while True:
+        rows = connection.execute(
+            text(
+                "SELECT id, knowledge_base_id, embedding FROM chunks "
+                "WHERE embedding IS NOT NULL AND id > :last ORDER BY id LIMIT :batch"
+            ),
+            {"last": last_id, "batch": COPY_BATCH},
+        ).all()
+        if not rows:
+            return sizes
+        values = []
+        for row in rows:
+            vector = np.frombuffer(row.embedding, dtype="<f4")
+            sizes.add(len(vector))
+            values.append(
+                {
+                    "chunk_id": row.id,
+                    "base_id": row.knowledge_base_id,
+                    "dims": len(vector),
+                    "embedding": literal(vector),
+                }
+            )
+        connection.execute(_INSERT, values)
+        last_id = rows[-1].id
 
 
 async def present(database: Database) -> bool:
