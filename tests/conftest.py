@@ -3,6 +3,8 @@ the real app with its lifespan, and an httpx client speaking HTTP to it."""
 
 import os
 import secrets
+import tempfile
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,9 +22,38 @@ from tertulia.store.migrate import migrate
 from tertulia.store.session import Database
 from tests.providers.standins import StandIn, serving
 
-# Set to a PostgreSQL URL (postgresql+asyncpg://user@host:port/db) to run the suite on it;
-# each test gets a database of its own on that server.
+# Set to a PostgreSQL URL (postgresql+asyncpg://user@host:port/db) to run the suite on it,
+# or to "pgserver" for a PostgreSQL 16 with pgvector started for the session from the
+# `pgserver` package; each test gets a database of its own on that server.
 POSTGRES_URL = os.environ.get("TERTULIA_TEST_POSTGRES_URL")
+PGSERVER = "pgserver"
+
+_pgserver: Any = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Starts the session's pgserver, in a folder of its own, when one was asked for; tests
+    (and processes they start) then see its URL in TERTULIA_TEST_POSTGRES_URL."""
+    global POSTGRES_URL, _pgserver
+    if POSTGRES_URL != PGSERVER or _pgserver is not None:
+        return
+    # Its platformdirs warns, on import, that a container has no XDG_RUNTIME_DIR; it copes.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        folder = tempfile.mkdtemp(prefix="tertulia-pgserver-")
+        _pgserver = pgserver.get_server(folder, cleanup_mode="delete")
+    socket_folder = make_url(_pgserver.get_uri()).query["host"]
+    POSTGRES_URL = f"postgresql+asyncpg://postgres@/postgres?host={socket_folder}"
+    os.environ["TERTULIA_TEST_POSTGRES_URL"] = POSTGRES_URL
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _pgserver
+    if _pgserver is not None:
+        _pgserver.cleanup()
+        _pgserver = None
 
 
 @asynccontextmanager

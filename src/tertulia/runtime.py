@@ -17,6 +17,7 @@ from tertulia.core.ratelimit import RateLimiter
 from tertulia.jobs import Handler, InlineJobs, JobRunner
 from tertulia.providers.registry import ModelRegistry
 from tertulia.settings import Settings
+from tertulia.store import pgvector
 from tertulia.store.chroma import ChromaStore
 from tertulia.store.sealed import seal_with
 from tertulia.store.session import Database
@@ -82,7 +83,8 @@ def _vector_index(settings: Settings) -> VectorIndex:
             url=settings.chroma_url,
             token=settings.chroma_token.get_secret_value() if settings.chroma_token else None,
             timeout_seconds=settings.chroma_timeout_seconds,
-        )
+        ),
+        pgvector=await pgvector.present(database),
     )
 
 

@@ -19,6 +19,7 @@ from anyio import to_thread
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 
+from tertulia.store import pgvector
 from tertulia.store.session import Database, is_sqlite
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -62,6 +63,8 @@ async def migrate(database: Database, revision: str = "head") -> None:
             connection.execute(text(f"SELECT pg_advisory_xact_lock({POSTGRES_LOCK_ID})"))  # until commit
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+        if revision == "head":
+            pgvector.enable(connection)  # takes up a pgvector installed since 0012 ran
 
     # Acquired in a worker thread so that waiting never blocks this event loop.
     await to_thread.run_sync(_this_process.acquire)

@@ -61,9 +61,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def managed_by_models(name: str | None, type_: str, _parent_names: Any = None) -> bool:
-    """For schema comparison: the full-text index (FTS5 tables, the GIN index) is the
-    migrations' own, engine-specific, and not described by these models."""
-    return not (name or "").startswith("chunks_fts")
+    """For schema comparison: the full-text index (FTS5 tables, the GIN index) and the
+    pgvector table (store.pgvector) are the migrations' own, engine-specific, and not
+    described by these models."""
+    return not (name or "").startswith(("chunks_fts", "chunk_vectors"))
 
 
 class Base(DeclarativeBase):

@@ -18,6 +18,7 @@ import pytest
 from chromadb.config import Settings as ChromaSettings
 from sqlalchemy import func, select
 
+from tertulia.store import pgvector
 from tertulia.store.chroma import close_client
 from tertulia.store.session import Database
 from tertulia.store.tables import Chunk
@@ -256,7 +257,8 @@ async def test_stores_this_server_cannot_use_are_refused_naming_the_choices(
     client: httpx.AsyncClient, alice: User, database: Database
 ) -> None:
     on_sqlite = database.url.startswith("sqlite")
-    for store, accepted in (("pgvector", False), ("sqlite", on_sqlite), ("builtin", True)):
+    with_pgvector = await pgvector.present(database)
+    for store, accepted in (("pgvector", with_pgvector), ("sqlite", on_sqlite), ("builtin", True)):
         response = await client.post(
             "/api/v1/knowledge/bases", headers=alice.headers, json={"name": store, "vector_store_type": store}
         )

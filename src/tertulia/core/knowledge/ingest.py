@@ -213,8 +213,9 @@ class Ingestor:
             )
         session.add_all(rows)
         await session.flush()
-        # An external vector store gets the new vectors now; they show once the swap commits.
+        # The vector stores get the new vectors now; they show once the swap commits.
         await self._vectors.write(
+            session,
             base,
             [
                 ChromaRow(row.id, vector, document.id, live, row.meta)

@@ -1,9 +1,12 @@
 """Where each knowledge base's vectors are searched: the built-in index or Chroma.
 
-The built-in index (store.index.VectorCache) reads the vectors kept with the chunks in the
-main database. A base whose `vector_store_type` is "chroma" also has its vectors in a Chroma
-collection and is searched there; what Chroma returns is checked against the database, so
-only chunks of a document's live generation in an authorised base ever come back.
+The built-in index is in the main database, with the chunks. On a PostgreSQL with pgvector
+(store.pgvector; a server finds out once, at start-up) the vectors are searched there with
+an HNSW index; otherwise (SQLite, a PostgreSQL without pgvector) the float32 blobs kept with
+the chunks are searched in memory (store.index.VectorCache). A base whose `vector_store_type`
+is "chroma" also has its vectors in a Chroma collection and is searched there; what Chroma
+returns is checked against the database, so only chunks of a document's live generation in
+an authorised base ever come back.
 
 Writes to Chroma bracket the database transaction that swaps a document's chunks: the new
 vectors go in before it commits, the old ones are removed after. Removals (a document, a
@@ -20,15 +23,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.core.errors import Invalid, Unavailable
-from tertulia.store import chroma
+from tertulia.store import chroma, pgvector
 from tertulia.store.chroma import ChromaRow, ChromaStore, ChromaUnavailable
 from tertulia.store.index import Hit, VectorCache, matches
 from tertulia.store.tables import Chunk, Document, KnowledgeBase
 
 log = logging.getLogger(__name__)
 
-# Built into the database ("sqlite" names it on a SQLite server), or a Chroma collection.
-STORE_TYPES = ("builtin", "sqlite", "chroma")
+# Built into the database ("sqlite" and "pgvector" name it on such a server), or a Chroma
+# collection.
+STORE_TYPES = ("builtin", "sqlite", "pgvector", "chroma")
 
 
 def uses_chroma(base: KnowledgeBase) -> bool:
@@ -44,17 +48,15 @@ async def _reaching_chroma() -> AsyncIterator[None]:
 
 
 class VectorIndex:
-    def __init__(self, chroma_store: ChromaStore | None) -> None:
+    def __init__(self, chroma_store: ChromaStore | None, pgvector: bool = False) -> None:
+        """`pgvector`: whether the database keeps vectors in pgvector (store.pgvector.present,
+        asked once by start_runtime); every process writing chunks must be told the truth."""
         self.builtin = VectorCache()
+        self.pgvector = pgvector
         self._chroma = chroma_store
 
     async def check_store_type(self, store_type: str, dialect: str) -> None:
         """Refuses, naming what to do, a store this server cannot use."""
-        if store_type == "pgvector":
-            raise Invalid(
-                "the pgvector store is not available on this server: use 'builtin' or 'chroma'",
-                {"field": "vector_store_type", "allowed": list(STORE_TYPES)},
-            )
         if store_type not in STORE_TYPES:
             raise Invalid(
                 f"unknown vector store type {store_type!r}",
@@ -63,6 +65,12 @@ class VectorIndex:
         if store_type == "sqlite" and dialect != "sqlite":
             raise Invalid(
                 "this server's database is not SQLite: use 'builtin' for its own index",
+                {"field": "vector_store_type", "allowed": list(STORE_TYPES)},
+            )
+        if store_type == "pgvector" and not self.pgvector:
+            raise Invalid(
+                "the pgvector store needs PostgreSQL with the pgvector extension, which this server's "
+                "database has not: use 'builtin' or 'chroma'",
                 {"field": "vector_store_type", "allowed": list(STORE_TYPES)},
             )
         if store_type == "chroma" and (self._chroma is None or not chroma.installed()):
@@ -98,11 +106,23 @@ class VectorIndex:
         )
         in_chroma = [base_id for base_id, store_type in rows if store_type == "chroma"]
         builtin = [base_id for base_id in base_ids if base_id not in in_chroma]
-        hits = await self.builtin.search(session, builtin, query, limit, filters) if builtin else []
+        hits = await self._search_builtin(session, builtin, query, limit, filters) if builtin else []
         for base_id in in_chroma:
             hits.extend(await self._search_chroma(session, base_id, query, limit, filters))
         hits.sort(key=lambda hit: -hit.score)
         return hits[:limit]
+
+    async def _search_builtin(
+        self,
+        session: AsyncSession,
+        base_ids: Sequence[str],
+        query: Sequence[float],
+        limit: int,
+        filters: dict[str, Any] | None,
+    ) -> list[Hit]:
+        if self.pgvector:
+            return await pgvector.search(session, base_ids, query, limit, filters)
+        return await self.builtin.search(session, base_ids, query, limit, filters)
 
     async def _search_chroma(
         self,
@@ -135,8 +155,11 @@ class VectorIndex:
 
     # --- writes: around the database transaction that swaps a document's chunks ---------
 
-    async def write(self, base: KnowledgeBase, rows: Sequence[ChromaRow]) -> None:
-        """Before the swap commits: the new generation's vectors."""
+    async def write(self, session: AsyncSession, base: KnowledgeBase, rows: Sequence[ChromaRow]) -> None:
+        """Before the swap commits: the new generation's vectors (in pgvector, in the same
+        transaction; every chunk's, so the table always mirrors `chunks.embedding`)."""
+        if self.pgvector:
+            await pgvector.write(session, base.id, [(row.chunk_id, row.vector) for row in rows])
         if uses_chroma(base):
             async with _reaching_chroma():
                 await self.chroma.write(base.id, rows)
