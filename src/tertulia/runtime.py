@@ -76,7 +76,9 @@ async def _open_database(settings: Settings) -> tuple[Database, str]:
     return database, secret
 
 
-def _vector_index(settings: Settings) -> VectorIndex:
+async def _vector_index(settings: Settings, database: Database) -> VectorIndex:
+    """The knowledge index; whether the database keeps vectors in pgvector is asked once
+    here, by the API and the worker processes alike."""
     return VectorIndex(
         ChromaStore(
             path=settings.chroma_folder(),
@@ -105,7 +107,7 @@ def _job_handlers(
 async def start_worker_runtime(settings: Settings) -> WorkerRuntime:
     database, _secret = await _open_database(settings)
     models = ModelRegistry(settings)
-    vectors = _vector_index(settings)
+    vectors = await _vector_index(settings, database)
     return WorkerRuntime(database, models, vectors, _job_handlers(settings, database, models, vectors))
 
 
@@ -119,7 +121,7 @@ async def start_runtime(settings: Settings) -> Runtime:
     )
     events = conversation_events(settings.redis_url, settings.redis_timeout_seconds)
     models = ModelRegistry(settings)
-    vectors = _vector_index(settings)
+    vectors = await _vector_index(settings, database)
     async with database.session() as session:
         await vectors.sweep(session)
     retriever = Retriever(database, models, vectors)

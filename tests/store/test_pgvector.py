@@ -247,18 +247,18 @@ async def test_another_bases_or_accounts_chunks_never_come_back(vectors_db: Data
         assert best.score == pytest.approx(1.0, abs=1e-6)
 
 
-@pytest.mark.parametrize("applied", ["0011", "0012"])
+@pytest.mark.parametrize("applied", ["0012", "0013"])
 async def test_migrating_onto_pgvector_copies_the_vectors_already_there(
     vectors_db: Database, applied: str
 ) -> None:
-    """From before 0012, or from a 0012 that ran while the server had no pgvector."""
+    """From before 0013, or from a 0013 that ran while the server had no pgvector."""
     base_id = await new_base(vectors_db, await new_account(vectors_db, "owner"))
     await put_document(vectors_db, base_id, "flat", [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.6, 0.8, 0.0]])
 
     def without_pgvector(connection: Connection) -> None:
         config = alembic_config(vectors_db.url)
         config.attributes["connection"] = connection
-        command.downgrade(config, "0011")
+        command.downgrade(config, "0012")
         command.stamp(config, applied)
 
     async with vectors_db.engine.begin() as connection:

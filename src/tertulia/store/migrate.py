@@ -64,7 +64,7 @@ async def migrate(database: Database, revision: str = "head") -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
         if revision == "head":
-            pgvector.enable(connection)  # takes up a pgvector installed since 0012 ran
+            pgvector.enable(connection)  # takes up a pgvector installed since 0013 ran
 
     # Acquired in a worker thread so that waiting never blocks this event loop.
     await to_thread.run_sync(_this_process.acquire)

@@ -1,7 +1,7 @@
 """Knowledge vectors in PostgreSQL's pgvector: the `chunk_vectors` table, its HNSW indexes, search.
 
 When it is used: a database has the `chunk_vectors` table only where migrating (`enable`:
-migration 0012, and every later `tertulia migrate`, so a pgvector installed afterwards is
+migration 0013, and every later `tertulia migrate`, so a pgvector installed afterwards is
 taken up) could enable the `vector` extension: a PostgreSQL with pgvector, never SQLite. Each
 process looks once, at start-up (`present`, called by runtime.start_runtime), and then writes
 and searches there; without the table it uses the numpy index of store.index.

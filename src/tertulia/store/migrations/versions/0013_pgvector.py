@@ -7,8 +7,8 @@ Existing chunks' vectors are copied in, with an HNSW index per size. The work is
 store.pgvector.enable, which every later `tertulia migrate` runs again (a no-op once done),
 so a pgvector installed after this revision is taken up then.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-01 15:00:00.000000
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 
 from tertulia.store import pgvector
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
