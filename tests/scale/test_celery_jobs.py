@@ -138,5 +138,7 @@ async def test_a_job_past_the_time_limit_is_stopped_and_failed(celery_client, st
     job = await settled(database, accepted["job"]["id"])
     assert job.status == "failed" and job.error == "stopped after 1 seconds", worker.output()
     assert job.attempts == 1  # not tried again: it would take as long the next time
-    _document, chunks = await stored_chunks(database, accepted["id"])
+    document, chunks = await stored_chunks(database, accepted["id"])
     assert chunks == []
+    # The document says why, rather than staying "processing" for ever.
+    assert (document.status, document.error) == ("failed", "stopped after 1 seconds")

@@ -140,7 +140,7 @@ class JobExecution:
             await fail(database, claimed, f"no handler for {claimed.kind!r}")
             return None
         if claimed.attempt > MAX_ATTEMPTS:
-            await fail(database, claimed, "gave up after repeated attempts")
+            await self._give_up(handler, claimed, "gave up after repeated attempts")
             return None
         return await self._run(handler, claimed)
 
@@ -165,12 +165,12 @@ class JobExecution:
             return None
         except TRANSIENT as error:
             if deadline.expired():
-                await fail(database, claim, f"stopped after {self._time_limit} seconds")
+                await self._give_up(handler, claim, f"stopped after {self._time_limit} seconds")
                 return None
             if claim.attempt >= MAX_ATTEMPTS:
                 log.exception("job %s failed on its last attempt", claim.job_id)
                 reason = f"gave up after {claim.attempt} attempts ({type(error).__name__})"
-                await fail(database, claim, reason)
+                await self._give_up(handler, claim, reason)
                 return None
             log.warning("job %s: %s; it will be tried again", claim.job_id, error)
             await release(database, claim)
@@ -180,11 +180,16 @@ class JobExecution:
             return NextTry(max(backoff, 1), error)
         except Exception as error:  # a bug, not the user's input: keep the details in the log
             log.exception("job %s failed", claim.job_id)
-            await fail(database, claim, f"internal error ({type(error).__name__})")
+            await self._give_up(handler, claim, f"internal error ({type(error).__name__})")
             return None
         finally:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
+
+    async def _give_up(self, handler: Handler, claim: Claim, reason: str) -> None:
+        """Fails the job and tells its handler, unless another runner has taken it over."""
+        if await fail(self._host.database, claim, reason):
+            await handler.failed(claim.job_id, reason)
 
     async def _keep_lease(self, claim: Claim, running: asyncio.Task[Any], taken_over: asyncio.Event) -> None:
         while True:

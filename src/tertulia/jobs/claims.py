@@ -107,13 +107,14 @@ async def release(database: Database, claim: Claim) -> None:
         await session.commit()
 
 
-async def fail(database: Database, claim: Claim, reason: str) -> None:
-    """Marks the job failed, if this runner still holds it."""
+async def fail(database: Database, claim: Claim, reason: str) -> bool:
+    """Marks the job failed, if this runner still holds it (and says whether it did)."""
     async with database.session() as session:
-        await session.execute(
+        failed = await session.execute(
             update(Job)
             .where(holds(claim.job_id, claim.attempt))
             .values(status="failed", error=reason, finished_at=utcnow(), lease_expires_at=None)
             .execution_options(synchronize_session=False)
         )
         await session.commit()
+    return bool(failed.rowcount)  # type: ignore[attr-defined]

@@ -2,7 +2,6 @@
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from sqlalchemy import select, update
@@ -14,7 +13,15 @@ from tertulia.store.tables import Job, utcnow
 
 log = logging.getLogger("tertulia.jobs")
 
-Handler = Callable[[str], Awaitable[None]]  # takes a job id; updates the job row itself
+
+class Handler(Protocol):
+    """Runs one kind of job, given its id; updates the job row itself."""
+
+    async def __call__(self, job_id: str) -> None: ...
+
+    async def failed(self, job_id: str, reason: str) -> None:
+        """Told when the runner gives the job up for a reason of its own (a time limit, a
+        crash, too many attempts), so that what the job worked on can say so."""
 
 
 class JobRunner(Protocol):
@@ -66,15 +73,14 @@ class InlineJobs:
                     return
                 handler = self._handlers.get(job.kind)
                 job.attempts += 1
-                if handler is None or job.attempts > MAX_ATTEMPTS:
-                    job.status = "failed"
-                    job.error = (
-                        f"no handler for {job.kind!r}"
-                        if handler is None
-                        else "gave up after repeated attempts"
-                    )
+                if handler is None:
+                    job.status, job.error = "failed", f"no handler for {job.kind!r}"
                     job.finished_at = utcnow()
                     await session.commit()
+                    return
+                if job.attempts > MAX_ATTEMPTS:
+                    await session.commit()
+                    await self._give_up(handler, job_id, "gave up after repeated attempts")
                     return
                 job.status, job.started_at = "running", utcnow()
                 await session.commit()
@@ -86,7 +92,11 @@ class InlineJobs:
                 await self._fail(job_id, error.message)
             except Exception as error:  # a bug, not the user's input: keep the details in the log
                 log.exception("job %s failed", job_id)
-                await self._fail(job_id, f"internal error ({type(error).__name__})")
+                await self._give_up(handler, job_id, f"internal error ({type(error).__name__})")
+
+    async def _give_up(self, handler: Handler, job_id: str, reason: str) -> None:
+        await self._fail(job_id, reason)
+        await handler.failed(job_id, reason)
 
     async def _fail(self, job_id: str, reason: str) -> None:
         async with self._database.session() as session:

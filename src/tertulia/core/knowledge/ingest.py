@@ -59,7 +59,7 @@ class Ingestor:
         try:
             await self._ingest(job_id)
         except TertuliaError as error:
-            await self._failed(job_id, error.message)
+            await self.failed(job_id, error.message)
             raise
 
     async def _ingest(self, job_id: str) -> None:
@@ -261,8 +261,9 @@ class Ingestor:
         job.finished_at = utcnow()
         await session.commit()
 
-    async def _failed(self, job_id: str, reason: str) -> None:
-        """The document says why; its previous version, if any, stays searchable."""
+    async def failed(self, job_id: str, reason: str) -> None:
+        """The document says why; its previous version, if any, stays searchable. (Also told
+        by the job runner when it gives the job up: a time limit, a crash.)"""
         async with self._database.session() as session:
             job = await session.get(Job, job_id)
             document = await session.get(Document, job.document_id) if job and job.document_id else None
