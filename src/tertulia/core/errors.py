@@ -14,14 +14,21 @@ class RateLimitState:
 
 
 class TertuliaError(Exception):
-    """A failure a client can act on. `details` carries structured context (a field, a limit)."""
+    """A failure a client can act on. `details` carries structured context (a field, a limit);
+    `subsystem` names what failed when it is not Tertulia itself ("model" for a model provider,
+    the default of Unavailable and UpstreamFailed; "store" for Redis, Chroma…)."""
 
     kind = "internal"
+    subsystem: str | None = None
 
-    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: str, details: dict[str, Any] | None = None, *, subsystem: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or {}
+        if subsystem is not None:
+            self.subsystem = subsystem
 
 
 class Invalid(TertuliaError):
@@ -64,12 +71,14 @@ class Unavailable(TertuliaError):
     """Something Tertulia needs is not there (a model not installed, a service down)."""
 
     kind = "unavailable"
+    subsystem = "model"
 
 
 class UpstreamFailed(TertuliaError):
     """A model provider answered badly: a refused key, a timeout, an error, a broken stream."""
 
     kind = "upstream"
+    subsystem = "model"
 
 
 __all__ = [

@@ -68,7 +68,9 @@ class RateLimiter:
         except StorageError as error:
             # Refusing is the only safe answer: admitting would let a limit be ignored by
             # every process at once while the store is away.
-            raise Unavailable(f"{self._store} is not reachable; try again shortly") from error
+            raise Unavailable(
+                f"{self._store} is not reachable; try again shortly", subsystem="store"
+            ) from error
 
     async def _count(self, rules: list[RateLimitItem], *identity: str) -> RateLimitState:
         # A refused request counts against no rule; an admitted one against every rule,

@@ -8,6 +8,8 @@ import httpx
 import pytest
 from chatbotkit import APIError, ChatBotKit
 
+from tests.conftest import AppFactory
+from tests.core.knowledge.test_fetching import serving
 from tests.faces.chatbotkit.conftest import STEADY_MODEL, sdk, token_for
 
 NOTE = b"The Tertulia ferry to Isla Verde leaves at 07:15 from pier nine."
@@ -211,3 +213,26 @@ async def test_another_accounts_files_cannot_be_reached(client: httpx.AsyncClien
         assert theirs.status_code == 404
     downloaded = await client.get(f"/v1/file/{file_id}/download", headers={**auth(cbk), "Accept": "*/*"})
     assert downloaded.content == NOTE
+
+
+async def test_a_url_is_fetched_and_a_site_that_fails_is_a_scoped_fetch_error(
+    make_client: AppFactory,
+) -> None:
+    client = await make_client(allow_private_urls=True)  # the test's site is on this machine
+    with serving() as site:
+        async with sdk(client, await token_for(client, "fetcher")) as kit:
+            file_id = (await kit.file.create({"name": "page.html"})).id
+            sent = await client.post(
+                f"/v1/file/{file_id}/upload", headers=auth(kit), json={"file": f"http://{site}/page.html"}
+            )
+            assert sent.status_code == 200, sent.text
+            downloaded = await client.get(
+                f"/v1/file/{file_id}/download", headers={**auth(kit), "Accept": "*/*"}
+            )
+            assert b"A fetched page." in downloaded.content
+
+            failing = await client.post(
+                f"/v1/file/{file_id}/upload", headers=auth(kit), json={"file": f"http://{site}/missing"}
+            )
+    assert failing.status_code == 502
+    assert failing.json()["code"] == "FETCH_BAD_GATEWAY" and "404" in failing.json()["message"]

@@ -90,7 +90,7 @@ async def fetch_url(
         with anyio.fail_after(limits.timeout_seconds):
             return await _fetch(url, client, limits, allow_private)
     except (TimeoutError, httpx.TimeoutException) as error:
-        raise UpstreamFailed(f"timed out fetching {url}") from error
+        raise UpstreamFailed(f"timed out fetching {url}", subsystem="fetch") from error
 
 
 async def _fetch(url: str, client: httpx.AsyncClient, limits: FetchLimits, allow_private: bool) -> Fetched:
@@ -101,7 +101,7 @@ async def _fetch(url: str, client: httpx.AsyncClient, limits: FetchLimits, allow
             if response.status_code in REDIRECTS:
                 location = response.headers.get("location")
                 if not location:
-                    raise UpstreamFailed(f"{current} redirected without saying where to")
+                    raise UpstreamFailed(f"{current} redirected without saying where to", subsystem="fetch")
                 try:
                     current = _parse_url(str(current.join(location)))
                 except httpx.InvalidURL as error:
@@ -111,22 +111,26 @@ async def _fetch(url: str, client: httpx.AsyncClient, limits: FetchLimits, allow
                 raise UpstreamFailed(
                     f"fetching {current} failed: the server answered {response.status_code}",
                     {"status": response.status_code},
+                    subsystem="fetch",
                 )
             if response.status_code != 200:
                 raise UpstreamFailed(
                     f"fetching {current} failed: unexpected status {response.status_code}",
                     {"status": response.status_code},
+                    subsystem="fetch",
                 )
             media_type = _media_type(response, current, limits)
             data = await _read_body(response, current, limits.max_bytes)
         except httpx.TimeoutException:
             raise
         except httpx.HTTPError as error:
-            raise UpstreamFailed(f"fetching {current} failed: {error}") from error
+            raise UpstreamFailed(f"fetching {current} failed: {error}", subsystem="fetch") from error
         finally:
             await response.aclose()
         return Fetched(str(current), data, media_type, _filename(current, media_type))
-    raise UpstreamFailed(f"fetching {url} failed: more than {limits.max_redirects} redirects")
+    raise UpstreamFailed(
+        f"fetching {url} failed: more than {limits.max_redirects} redirects", subsystem="fetch"
+    )
 
 
 async def check_url(url: str, *, allow_private: bool = False) -> None:
@@ -198,8 +202,10 @@ async def _send(
         except httpx.TimeoutException:
             raise
         except httpx.HTTPError as error:
-            raise UpstreamFailed(f"fetching {url} failed: {error}") from error
-    raise UpstreamFailed(f"could not connect to {host}" + (f": {failure}" if failure else ""))
+            raise UpstreamFailed(f"fetching {url} failed: {error}", subsystem="fetch") from error
+    raise UpstreamFailed(
+        f"could not connect to {host}" + (f": {failure}" if failure else ""), subsystem="fetch"
+    )
 
 
 def _is_ip(host: str) -> bool:
@@ -238,7 +244,9 @@ async def _read_body(response: httpx.Response, url: httpx.URL, max_bytes: int) -
     elif encoding in ("", "identity"):
         decompressor = None
     else:
-        raise UpstreamFailed(f"{url} was sent with an unsupported content encoding {encoding!r}")
+        raise UpstreamFailed(
+            f"{url} was sent with an unsupported content encoding {encoding!r}", subsystem="fetch"
+        )
     body = bytearray()
     try:
         async for raw in response.aiter_raw():
@@ -253,7 +261,9 @@ async def _read_body(response: httpx.Response, url: httpx.URL, max_bytes: int) -
                 if len(body) > max_bytes:
                     raise too_large
     except zlib.error as error:
-        raise UpstreamFailed(f"{url} sent a body that could not be decompressed") from error
+        raise UpstreamFailed(
+            f"{url} sent a body that could not be decompressed", subsystem="fetch"
+        ) from error
     return bytes(body)
 
 

@@ -44,7 +44,7 @@ async def _reaching_chroma() -> AsyncIterator[None]:
     try:
         yield
     except ChromaUnavailable as error:
-        raise Unavailable(str(error)) from error
+        raise Unavailable(str(error), subsystem="store") from error
 
 
 class VectorIndex:

@@ -18,9 +18,10 @@ CODES: dict[str, tuple[int, str]] = {
     "too_large": (413, "BAD_REQUEST"),
     "rate_limited": (429, "TOO_MANY_REQUESTS"),
     "quota_exceeded": (429, "LIMITS_REACHED"),
-    # A model provider failing after Tertulia's retries: a scoped error, as the document says.
-    "upstream": (502, "MODEL_BAD_GATEWAY"),
-    "unavailable": (503, "MODEL_SERVICE_UNAVAILABLE"),
+    # A subsystem (a model provider, a store) failing after Tertulia's retries: a scoped
+    # error, prefixed with the subsystem, as the document says (MODEL_BAD_GATEWAY …).
+    "upstream": (502, "BAD_GATEWAY"),
+    "unavailable": (503, "SERVICE_UNAVAILABLE"),
 }
 
 # ChatBotKit's singular resources, under /v1 and /api/v1 (ChatAgent owns the rest of /api/v1;
@@ -36,6 +37,8 @@ def owns(path: str) -> bool:
 
 def error_body(error: TertuliaError) -> tuple[int, dict[str, str]]:
     status, code = CODES.get(error.kind, (getattr(error, "status", 500), "INTERNAL_SERVER_ERROR"))
+    if error.kind in ("upstream", "unavailable"):
+        code = f"{(error.subsystem or 'model').upper()}_{code}"
     message = "Not found" if error.kind == "not_found" else error.message
     return status, {"message": message, "code": code}
 
