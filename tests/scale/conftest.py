@@ -1,6 +1,7 @@
 """Scale-out fixtures: Redis (a database of the tests' own on the machine's Redis, and
 redis-servers of their own that a test may stop, freeze and start again), and real
-`tertulia worker` processes running on the test's database."""
+`tertulia worker` processes running on the test's database, and the whole deployment:
+API processes and workers behind nginx."""
 
 import os
 import signal
@@ -17,9 +18,12 @@ import redis
 
 import tertulia
 from tertulia.settings import Settings
-from tertulia.store.session import Database
+from tertulia.store.session import Database, is_sqlite
 from tests.conftest import AppFactory
 from tests.live_server import free_port
+from tests.providers import standins
+from tests.providers.standins import StandIn
+from tests.scale.topology import ApiProcess, Nginx, Topology, process_env
 
 # The machine's (and CI's) Redis; the tests use one database index of it and flush only that.
 SHARED_REDIS_URL = os.environ.get("TERTULIA_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -180,3 +184,52 @@ async def start_worker(
     yield start
     for worker in workers:
         worker.stop()
+
+
+@pytest.fixture
+async def start_topology(
+    celery_settings: dict[str, object],
+    start_worker: Callable[..., Worker],
+    standin: StandIn,
+    tmp_path: Path,
+) -> AsyncIterator[Callable[..., Topology]]:
+    """Starts the scale-out deployment: API processes (`tertulia serve`) on this test's
+    database, sharing its Redis database for rate limits and events and as Celery's broker,
+    Celery workers, and nginx in front; model "gpt-4o" answers through the OpenAI stand-in."""
+    if is_sqlite(str(celery_settings["database_url"])):
+        pytest.skip(
+            "several API processes with hundreds of concurrent writers need PostgreSQL "
+            "(TERTULIA_TEST_POSTGRES_URL=pgserver); SQLite is a one-process database"
+        )
+    started: list[Topology] = []
+
+    def start(apis: int = 2, worker_processes: int = 2, **overrides: object) -> Topology:
+        settings: dict[str, object] = {
+            **celery_settings,
+            "redis_url": celery_settings["celery_broker_url"],
+            "openai_api_key": standins.API_KEY,
+            "openai_base_url": f"{standin.url}/v1",
+            "model_cache_dir": Settings().model_cache_dir,
+            **overrides,
+        }
+        env = process_env(settings) | {"HF_HUB_OFFLINE": "1"}
+        processes = [
+            ApiProcess(free_port(), env, tmp_path / f"api-{len(started)}-{index}.log", tmp_path)
+            for index in range(apis)
+        ]
+        for process in processes:
+            process.start()
+        for _ in range(worker_processes):
+            start_worker()
+        for process in processes:
+            process.wait_healthy()
+        nginx = Nginx([process.port for process in processes])
+        started.append(Topology(processes, nginx))
+        nginx.start()
+        return started[-1]
+
+    yield start
+    for topology in started:
+        topology.nginx.stop()
+        for process in topology.apis:
+            process.stop()
