@@ -38,14 +38,38 @@ def migrate_command() -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(
+        1, min=1, help="Server processes sharing the port; more than one needs TERTULIA_REDIS_URL."
+    ),
+    forwarded_allow_ips: str | None = typer.Option(
+        None,
+        help="Proxies (comma-separated addresses, or *) whose X-Forwarded-For and -Proto are "
+        "believed: the client address rate limits count by. Unset: no proxy is believed.",
+    ),
 ) -> None:
     """Migrate the database, then serve every face on HOST:PORT."""
-    from tertulia.app import create_app
-
     settings = Settings()
+    if workers > 1 and not settings.redis_url:
+        # Each process would count rate limits and deliver conversation events on its own.
+        typer.echo("error: --workers above 1 needs TERTULIA_REDIS_URL (redis://host:6379/0)", err=True)
+        raise typer.Exit(1)
     asyncio.run(_migrate(settings))
-    typer.echo(f"Tertulia {__version__} on http://{host}:{port} ({_display_url(settings.database_url)})")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    typer.echo(
+        f"Tertulia {__version__} on http://{host}:{port}, {workers} process(es) "
+        f"({_display_url(settings.database_url)})"
+    )
+    # The factory builds each process's app from the same TERTULIA_* environment; no process
+    # keeps state of its own, so any of them may answer any request.
+    uvicorn.run(
+        "tertulia.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=forwarded_allow_ips is not None,
+        forwarded_allow_ips=forwarded_allow_ips,
+        log_level="info",
+    )
 
 
 @app.command()
