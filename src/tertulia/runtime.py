@@ -35,6 +35,7 @@ class Runtime:
     vectors: VectorIndex
     jobs: JobRunner
     events: ConversationEvents
+    replies_database: Database
     version: str = __version__
     started_at: float = field(default_factory=time.monotonic)
 
@@ -48,6 +49,7 @@ class Runtime:
         await self.rate_limiter.close()
         self.vectors.close()
         await self.models.close()
+        await self.replies_database.dispose()
         await self.database.dispose()
 
 
@@ -124,8 +126,13 @@ async def start_runtime(settings: Settings) -> Runtime:
     vectors = await _vector_index(settings, database)
     async with database.session() as session:
         await vectors.sweep(session)
-    retriever = Retriever(database, models, vectors)
-    chat = ChatEngine(database, models, settings.token_quota, retriever, events)
+    # Replies get connections of their own: a request holds its session's connection while
+    # the chat engine opens sessions to read history and store the reply, so with one pool a
+    # burst of replies could take every connection and each wait forever for a second one.
+    replies = Database(settings.database_url)
+    seal_with(replies.engine, secret)
+    retriever = Retriever(replies, models, vectors)
+    chat = ChatEngine(replies, models, settings.token_quota, retriever, events)
     jobs: JobRunner
     if settings.jobs == "celery":
         from tertulia.jobs.celery_app import CeleryJobs  # Celery is an optional extra (`scale`)
@@ -137,7 +144,9 @@ async def start_runtime(settings: Settings) -> Runtime:
             _job_handlers(settings, database, models, vectors),
             concurrency=settings.ingest_concurrency,
         )
-    runtime = Runtime(settings, database, limiter, secret, models, chat, retriever, vectors, jobs, events)
+    runtime = Runtime(
+        settings, database, limiter, secret, models, chat, retriever, vectors, jobs, events, replies
+    )
     await events.start()
     await jobs.start()
     return runtime
