@@ -17,7 +17,9 @@ from tertulia.core.errors import (
     PayloadTooLarge,
     TertuliaError,
     Unauthenticated,
+    Unavailable,
 )
+from tertulia.store.session import database_failures, is_unreachable
 
 log = logging.getLogger("tertulia.errors")
 
@@ -86,6 +88,9 @@ def as_core_error(exc: Exception) -> TertuliaError:
             message = "no such resource"
         kind = by_status.get(exc.status_code)
         return kind(message) if kind else HttpFailure(exc.status_code, message)
+    if is_unreachable(exc):
+        # Passing: the engine's pool reconnects (pre-ping) once the database is back.
+        return Unavailable("the database is not reachable; try again shortly", subsystem="store")
     return TertuliaError("internal server error")
 
 
@@ -131,5 +136,13 @@ def install_error_handlers(app: FastAPI, dialects: Sequence[ErrorDialect]) -> No
         response.headers["X-Request-ID"] = request_id(request)
         return response
 
-    for exc_class in (TertuliaError, RequestValidationError, StarletteHTTPException, Exception):
+    # A database failure is answered here too, not by Starlette's last-resort handler, which
+    # closes the client's connection after answering (a keep-alive client then fails).
+    for exc_class in (
+        TertuliaError,
+        RequestValidationError,
+        StarletteHTTPException,
+        *database_failures(),
+        Exception,
+    ):
         app.add_exception_handler(exc_class, handle)

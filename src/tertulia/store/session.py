@@ -5,6 +5,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,6 +17,50 @@ from sqlalchemy.ext.asyncio import (
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    """The driver's errors that mean the server cannot be reached (down, restarting, out of
+    connections), as opposed to a statement that failed."""
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - asyncpg is a dependency
+        return (OSError,)
+    return (
+        OSError,
+        asyncpg.PostgresConnectionError,  # cannot connect now, too many connections …
+        asyncpg.AdminShutdownError,  # the server was stopped or restarted under the connection
+        asyncpg.CrashShutdownError,
+        asyncpg.ConnectionDoesNotExistError,
+        asyncpg.InterfaceError,  # "connection is closed"
+    )
+
+
+def database_failures() -> tuple[type[BaseException], ...]:
+    """Every error class `is_unreachable` may say yes to."""
+    return (DBAPIError, PoolTimeout, *_connection_errors())
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """Whether `error` says the database could not be reached, rather than that a statement
+    failed: a server down or restarting, a dropped connection, no connection free in time."""
+    if isinstance(error, PoolTimeout):
+        return True
+    if isinstance(error, DBAPIError):
+        return error.connection_invalidated or isinstance(error.orig, _connection_errors())
+    # A refused connection comes up from the driver unwrapped, as a plain OSError; an OSError
+    # from anywhere else (a file, another service) is not the database's.
+    return isinstance(error, _connection_errors()) and _raised_in_the_driver(error)
+
+
+def _raised_in_the_driver(error: BaseException) -> bool:
+    frame = error.__traceback__
+    while frame is not None:
+        module = frame.tb_frame.f_globals.get("__name__", "")
+        if module.startswith(("asyncpg", "sqlalchemy", "aiosqlite")):
+            return True
+        frame = frame.tb_next
+    return False
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
