@@ -19,7 +19,8 @@
 2. Ingest: the same documents (XQuAD paragraphs) through the API of a `tertulia serve` with
    TERTULIA_JOBS=celery, run by 1 and then 2 `tertulia worker` processes (one job at a time
    each) on a Redis broker (a database index of its own, flushed) and the PostgreSQL above.
-   Documents/s and chunks/s from the first upload to the last document ready.
+   Documents/s and chunks/s from the first upload to the last document ready; by default
+   the runs alternate 1, 2, 1, 2 workers, since a shared machine drifts.
 3. Streams through nginx over several API processes: not measured here yet (see the output).
 
 Latency is measured side by side in one run; the ratios are the figures to compare across
@@ -568,13 +569,13 @@ def print_ingest(figures: dict[str, Any]) -> None:
         "every core in each worker: the cores, not the workers, limit the gain."
     )
     header = f"{'workers':>7} {'docs':>5} {'chunks':>6} {'seconds':>8} {'docs/s':>7} {'chunks/s':>9}"
-    print(f"{header} {f'x {fewest} w':>8} {'in parallel':>11}  stages (s, summed)")
+    print(f"{header} {f'x {fewest} worker':>10} {'in parallel':>11}  stages (s, summed)")
     for run in runs:
         stages = " ".join(f"{stage} {spent:.1f}" for stage, spent in run.stages.items())
         print(
             f"{run.workers:>7} {run.documents:>5} {run.chunks:>6} {run.seconds:>8.1f} "
             f"{run.documents_per_second:>7.2f} {run.chunks_per_second:>9.2f} "
-            f"{run.chunks_per_second / base:>8.2f} "
+            f"{run.chunks_per_second / base:>10.2f} "
             f"{run.busy_seconds / run.seconds:>11.2f}  {stages}"
         )
 
@@ -609,7 +610,7 @@ async def main() -> None:
     parser.add_argument("--json", action="store_true", help="also print one JSON object with every figure")
     args = parser.parse_args()
     if args.quick:
-        args.chunks, args.queries, args.docs = 5000, 30, 4
+        args.chunks, args.queries, args.docs, args.workers = 5000, 30, 4, [1, 2]
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     report: dict[str, Any] = {}
