@@ -50,6 +50,7 @@ class Script:
     usage: tuple[int, int] = (21, 4)  # prompt and completion tokens, as the provider counts them
     retry_after: float = 1.0  # seconds a 429 asks the client to wait
     stall: float = 5.0  # seconds "slow" and "stall" keep the client waiting
+    pause: float = 0.0  # seconds before each frame of a reply, as a model takes to make a token
 
 
 @dataclass
@@ -607,7 +608,7 @@ class StandIn:
         self, dialect: Dialect, model: str, script: Script, send: Any, gone: asyncio.Event
     ) -> None:
         frames = dialect.frames(model, script)
-        pause, stall_after = 0.0, None
+        pause, stall_after = script.pause, None
         if script.mode == "garbage":
             frames.insert(1, b"this is not an event stream\n\n")
         elif script.mode == "truncated":
