@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,11 +49,14 @@ import asyncpg
 import httpx
 import numpy as np
 import redis
+import standin_model
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import bindparam, insert, text
 from sqlalchemy.engine import make_url
-from tertulia_server import Server
+from tertulia_server import Server, free_port
+from tests.providers import standins
+from tests.scale.topology import REPOSITORY, SOURCE, ApiProcess, Nginx, process_env
 
 import tertulia
 from tertulia.core.knowledge.vectors import VectorIndex
@@ -533,6 +537,206 @@ async def ingest(args: argparse.Namespace, server: PostgresServer, folder: Path)
     return {"documents": len(documents), "runs": runs}
 
 
+# --- 3. streamed chats through nginx --------------------------------------------------------
+
+# Far above what any plan allows a user in practice: the bench measures streams, not limits.
+PLENTY = {"standard": "1000000/minute", "premium": "1000000/minute", "enterprise": "1000000/minute"}
+STREAM_WAYS = {
+    "direct": "one process, direct",
+    "nginx-1": "nginx, one process",
+    "nginx-2": "nginx, two processes",
+}
+
+
+class StandInModel:
+    """bench/standin_model.py: the OpenAI stand-in in a process of its own, so that the model's
+    side of each stream does not share a core's time slice with the bench's client."""
+
+    def __init__(self, tokens: int, pause: float, folder: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = folder / "standin-model.log"
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([SOURCE, str(REPOSITORY), env.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep
+        )
+        with self.log.open("wb") as sink:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(Path(__file__).with_name("standin_model.py")),
+                    *("--port", str(self.port), "--tokens", str(tokens), "--pause", str(pause)),
+                ],
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(self.url, timeout=1)  # any answer (a 404 to a GET) means it listens
+                return
+            except httpx.TransportError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("the stand-in model did not start:\n" + self.log.read_text()) from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+@dataclass
+class StreamRun:
+    way: str
+    streams: int  # asked for
+    seconds: float  # first request sent to last stream ended
+    first_tokens: list[float]  # seconds from sending to the first piece of text, per stream
+    failures: list[str]
+
+    @property
+    def finished(self) -> int:
+        return len(self.first_tokens)
+
+    @property
+    def streams_per_second(self) -> float:
+        return self.finished / self.seconds
+
+
+@dataclass(frozen=True)
+class Chatter:
+    """One account's API key and bot, asking through the OpenAI-compatible face."""
+
+    key: str
+    bot_id: str
+    expected: str  # the stand-in's whole reply
+
+    async def stream(self, client: httpx.AsyncClient, question: str) -> float:
+        """One streamed completion, read event by event; returns its time to first token."""
+        started = time.perf_counter()
+        first = 0.0
+        pieces: list[str] = []
+        async with client.stream(
+            "POST",
+            "/v1/chat/completions",
+            headers={"Authorization": f"Bearer {self.key}"},
+            json={"model": self.bot_id, "messages": [{"role": "user", "content": question}], "stream": True},
+        ) as response:
+            if response.status_code != 200:
+                raise RuntimeError(f"{response.status_code}: {(await response.aread())[:200]!r}")
+            async for line in response.aiter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                for choice in json.loads(line[len("data: ") :])["choices"]:
+                    piece = choice["delta"].get("content")
+                    if piece:
+                        first = first or time.perf_counter()
+                        pieces.append(piece)
+        if "".join(pieces) != self.expected:
+            raise RuntimeError(f"a stream ended early or garbled: {''.join(pieces)[:80]!r}")
+        return first - started
+
+
+async def sign_up_chatter(url: str, expected: str) -> Chatter:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        body = {"username": "streams", "email": "streams@example.com", "password": "a long secret"}
+        registered = await client.post("/api/v1/auth/register", json=body)
+        registered.raise_for_status()
+        headers = {"Authorization": f"Bearer {registered.json()['access_token']}"}
+        key = await client.post("/api/v1/auth/api-keys", headers=headers, json={"name": "bench"})
+        key.raise_for_status()
+        bot = await client.post(
+            "/api/v1/bots/",
+            headers=headers,
+            json={"name": "Streams", "llm_config": {"provider": "openai", "model": "gpt-4o"}},
+        )
+        bot.raise_for_status()
+        return Chatter(key.json()["key"], bot.json()["id"], expected)
+
+
+async def stream_run(
+    chatter: Chatter, url: str, way: str, streams: int, concurrency: int, label: str | None
+) -> StreamRun:
+    """`streams` chats, `concurrency` at a time, each on a connection of a fresh pool."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    first_tokens: list[float] = []
+    failures: list[str] = []
+    queue = iter(range(streams))
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+        with progress() as bar:
+            task = bar.add_task(label or "", total=streams, visible=label is not None)
+
+            async def chat() -> None:
+                for number in queue:
+                    try:
+                        first_tokens.append(await chatter.stream(client, f"question {number}"))
+                    except (httpx.HTTPError, RuntimeError) as error:
+                        failures.append(f"{type(error).__name__}: {error}")
+                    bar.advance(task)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(chat() for _ in range(concurrency)))
+            seconds = time.perf_counter() - started
+    return StreamRun(way, streams, seconds, first_tokens, failures)
+
+
+async def streams(args: argparse.Namespace, server: PostgresServer, folder: Path) -> dict[str, Any]:
+    shared = redis.Redis.from_url(args.redis_url, socket_connect_timeout=2)
+    shared.ping()
+    shared.flushdb()
+    model = StandInModel(args.tokens, args.token_pause, folder)
+    settings = {
+        "database_url": await server.create_database("tertulia_streams"),
+        "redis_url": args.redis_url,  # every process counts the one account's requests there
+        "rate_limit_plans": json.dumps(PLENTY),
+        "anonymous_rate_limit": "1000000/minute",
+        "openai_api_key": standins.API_KEY,
+        "openai_base_url": f"{model.url}/v1",
+    }
+    env = process_env(settings) | {"HF_HUB_OFFLINE": "1"}
+    apis = [ApiProcess(free_port(), env, folder / f"api-{index}.log", folder) for index in range(2)]
+    proxies: list[Nginx] = []
+    runs: list[StreamRun] = []
+    try:
+        with console.status("starting two `tertulia serve` processes and two nginx"):
+            apis[0].start()
+            apis[0].wait_healthy()  # the first migrates the database; the second finds it done
+            apis[1].start()
+            apis[1].wait_healthy()
+            proxies = [Nginx([apis[0].port]), Nginx([api.port for api in apis])]
+            for proxy in proxies:
+                proxy.start()
+        urls = {"direct": apis[0].url, "nginx-1": proxies[0].url, "nginx-2": proxies[1].url}
+        chatter = await sign_up_chatter(apis[0].url, "".join(standin_model.reply(args.tokens)))
+        for way, url in urls.items():  # warm-up: connections, the bot's first load, caches
+            await stream_run(chatter, url, way, 2 * args.concurrency, args.concurrency, None)
+        for round_number in range(args.stream_rounds):
+            # Each round starts from a different way, so drift hits them alike.
+            names = list(urls)[round_number % 3 :] + list(urls)[: round_number % 3]
+            for way in names:
+                label = f"round {round_number + 1}: {STREAM_WAYS[way]}"
+                runs.append(await stream_run(chatter, urls[way], way, args.streams, args.concurrency, label))
+        spread = Counter(address for address in proxies[1].upstreams_used() if address != "-")
+    finally:
+        for proxy in proxies:
+            proxy.stop()
+        for api in apis:
+            api.stop()
+        model.stop()
+        shared.flushdb()
+        shared.close()
+    return {
+        "streams": args.streams,
+        "concurrency": args.concurrency,
+        "tokens": args.tokens,
+        "token_pause": args.token_pause,
+        "runs": runs,
+        "spread": sorted(spread.values(), reverse=True),
+    }
+
+
 # --- the report ---------------------------------------------------------------------------
 
 
@@ -580,11 +784,33 @@ def print_ingest(figures: dict[str, Any]) -> None:
         )
 
 
-def print_streams() -> None:
+def print_streams(figures: dict[str, Any]) -> None:
+    runs: list[StreamRun] = figures["runs"]
+    by_way = {way: [run for run in runs if run.way == way] for way in STREAM_WAYS}
+    base = statistics.mean(run.streams_per_second for run in by_way["direct"])
+    first = {way: [s for run in done for s in run.first_tokens] for way, done in by_way.items()}
+    base_p50, base_p95 = percentile(first["direct"], 0.5), percentile(first["direct"], 0.95)
     print(
-        "\nStreams per second through nginx vs one process: not measured; it needs the deploy/ "
-        "harness that runs several API processes behind nginx."
+        f"\nStreamed chats through the OpenAI-compatible face (POST /v1/chat/completions, stream=true, "
+        f"a bot on the OpenAI stand-in: {figures['tokens']} pieces, {figures['token_pause'] * 1000:.0f} ms "
+        f"apart), {figures['streams']} streams per run, {figures['concurrency']} at a time, on "
+        f"PostgreSQL and Redis, {os.cpu_count()} cores shared by everything"
     )
+    header = f"{'way':<22} {'streams/s':>21} {'x direct':>8} {'TTFT p50 ms':>11} {'x direct':>8}"
+    print(f"{header} {'TTFT p95 ms':>11} {'x direct':>8} {'failed':>6}")
+    for way, done in by_way.items():
+        rates = " / ".join(f"{run.streams_per_second:.1f}" for run in done)
+        rate = statistics.mean(run.streams_per_second for run in done)
+        p50, p95 = percentile(first[way], 0.5) * 1000, percentile(first[way], 0.95) * 1000
+        print(
+            f"{STREAM_WAYS[way]:<22} {rates:>21} {rate / base:>8.2f} {p50:>11.0f} "
+            f"{p50 / (base_p50 * 1000):>8.2f} {p95:>11.0f} {p95 / (base_p95 * 1000):>8.2f} "
+            f"{sum(len(run.failures) for run in done):>6}"
+        )
+    failures = [failure for run in runs for failure in run.failures]
+    if failures:
+        print(f"first failure: {failures[0]}")
+    print(f"nginx's split over the two processes (requests): {' / '.join(map(str, figures['spread']))}")
 
 
 async def main() -> None:
@@ -603,14 +829,25 @@ async def main() -> None:
         default=[1, 2, 1, 2],
         help="worker processes for each ingest run, in this order (alternated: the machine drifts)",
     )
+    parser.add_argument("--streams", type=int, default=400, help="streamed chats in each run")
+    parser.add_argument("--concurrency", type=int, default=100, help="streams open at a time")
+    parser.add_argument("--stream-rounds", type=int, default=2, help="runs of each way, alternated")
+    parser.add_argument("--tokens", type=int, default=24, help="pieces in the stand-in model's reply")
+    parser.add_argument("--token-pause", type=float, default=0.02, help="seconds before each piece")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12", help="flushed by the bench")
     parser.add_argument("--skip-retrieval", action="store_true")
     parser.add_argument("--skip-ingest", action="store_true")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 5000 chunks, 30 queries, 4 docs")
+    parser.add_argument("--skip-streams", action="store_true")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: 5000 chunks, 30 queries, 4 docs, 60 streams 20 at a time, one round",
+    )
     parser.add_argument("--json", action="store_true", help="also print one JSON object with every figure")
     args = parser.parse_args()
     if args.quick:
         args.chunks, args.queries, args.docs, args.workers = 5000, 30, 4, [1, 2]
+        args.streams, args.concurrency, args.stream_rounds = 60, 20, 1
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     report: dict[str, Any] = {}
@@ -623,13 +860,16 @@ async def main() -> None:
                 report["retrieval"] = await retrieval(args, server, folder)
             if not args.skip_ingest:
                 report["ingest"] = await ingest(args, server, folder)
+            if not args.skip_streams:
+                report["streams"] = await streams(args, server, folder)
     finally:
         server.stop()
     if "retrieval" in report:
         print_retrieval(report["retrieval"])
     if "ingest" in report:
         print_ingest(report["ingest"])
-    print_streams()
+    if "streams" in report:
+        print_streams(report["streams"])
     if args.json:
         print(json.dumps(report, default=lambda value: value.__dict__))
 
