@@ -1,6 +1,7 @@
-"""Scale-out figures side by side: vector search on SQLite vs pgvector, and ingest on 1 vs 2 workers.
+"""Scale-out figures side by side: vector search, ingest on 1 vs 2 workers, streams through nginx.
 
-    PYTHONPATH=src .venv/bin/python bench/scale.py [--chunks 100000] [--queries 200] [--docs 24] [--quick]
+    PYTHONPATH=src:. .venv/bin/python bench/scale.py [--chunks 100000] [--queries 200] [--docs 24]
+        [--streams 400] [--concurrency 100] [--skip-retrieval] [--skip-ingest] [--skip-streams] [--quick]
 
 1. Retrieval: one knowledge base of --chunks synthetic 384-dimensional vectors (the local
    embedder's size; clustered, so that neighbours are as close as related passages are),
@@ -21,7 +22,19 @@
    each) on a Redis broker (a database index of its own, flushed) and the PostgreSQL above.
    Documents/s and chunks/s from the first upload to the last document ready; by default
    the runs alternate 1, 2, 1, 2 workers, since a shared machine drifts.
-3. Streams through nginx over several API processes: not measured here yet (see the output).
+3. Streams: streamed chats through the OpenAI-compatible face (POST /v1/chat/completions,
+   stream=true, with a bot whose model "gpt-4o" answers through the OpenAI stand-in of
+   tests/providers/standins.py, run as a process of its own by bench/standin_model.py:
+   --tokens pieces, --token-pause seconds apart), --concurrency at a time, --streams per run,
+   three ways, each round starting from another:
+     direct     one `tertulia serve` process, asked directly (the baseline);
+     nginx-1    the same process behind nginx (deploy/nginx.conf): nginx's own cost;
+     nginx-2    that process and a second one behind nginx.
+   The processes and nginx are started by the scale tests' harness (tests/scale/topology.py)
+   on the PostgreSQL above and Redis (--redis-url, flushed), which every process shares for
+   the rate limits (raised far out of the way). Streams/s from the first request to the last
+   stream ended; time to first token from sending to the first piece of text. The bench's
+   client, the stand-in, nginx, PostgreSQL and Redis share the machine's cores with Tertulia.
 
 Latency is measured side by side in one run; the ratios are the figures to compare across
 machines. Nothing here is asserted.
@@ -85,6 +98,8 @@ def progress() -> Progress:
 
 
 def percentile(values: list[float], share: float) -> float:
+    if not values:
+        return float("nan")  # every attempt failed: the report says how
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
@@ -604,6 +619,19 @@ class StreamRun:
     def streams_per_second(self) -> float:
         return self.finished / self.seconds
 
+    def figures(self) -> dict[str, Any]:
+        """What --json prints: the run's figures, not every stream's."""
+        return {
+            "way": self.way,
+            "streams": self.streams,
+            "finished": self.finished,
+            "seconds": round(self.seconds, 2),
+            "streams_per_second": round(self.streams_per_second, 2),
+            "first_token_p50_ms": round(percentile(self.first_tokens, 0.5) * 1000, 1),
+            "first_token_p95_ms": round(percentile(self.first_tokens, 0.95) * 1000, 1),
+            "failures": self.failures[:5],
+        }
+
 
 @dataclass(frozen=True)
 class Chatter:
@@ -810,7 +838,8 @@ def print_streams(figures: dict[str, Any]) -> None:
     failures = [failure for run in runs for failure in run.failures]
     if failures:
         print(f"first failure: {failures[0]}")
-    print(f"nginx's split over the two processes (requests): {' / '.join(map(str, figures['spread']))}")
+    split = " / ".join(map(str, figures["spread"]))
+    print(f"nginx's split over the two processes (requests, warm-up included): {split}")
 
 
 async def main() -> None:
@@ -831,7 +860,9 @@ async def main() -> None:
     )
     parser.add_argument("--streams", type=int, default=400, help="streamed chats in each run")
     parser.add_argument("--concurrency", type=int, default=100, help="streams open at a time")
-    parser.add_argument("--stream-rounds", type=int, default=2, help="runs of each way, alternated")
+    parser.add_argument(
+        "--stream-rounds", type=int, default=3, help="runs of each way, each round starting from another"
+    )
     parser.add_argument("--tokens", type=int, default=24, help="pieces in the stand-in model's reply")
     parser.add_argument("--token-pause", type=float, default=0.02, help="seconds before each piece")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12", help="flushed by the bench")
@@ -871,7 +902,7 @@ async def main() -> None:
     if "streams" in report:
         print_streams(report["streams"])
     if args.json:
-        print(json.dumps(report, default=lambda value: value.__dict__))
+        print(json.dumps(report, default=lambda value: getattr(value, "figures", lambda: value.__dict__)()))
 
 
 if __name__ == "__main__":
