@@ -603,6 +603,12 @@ class StandInModel:
             self.process.wait(timeout=30)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far (Linux's /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class StreamRun:
     way: str
@@ -610,6 +616,7 @@ class StreamRun:
     seconds: float  # first request sent to last stream ended
     first_tokens: list[float]  # seconds from sending to the first piece of text, per stream
     failures: list[str]
+    cpu: dict[str, float]  # CPU seconds each part used during the run: where the cores went
 
     @property
     def finished(self) -> int:
@@ -630,6 +637,7 @@ class StreamRun:
             "first_token_p50_ms": round(percentile(self.first_tokens, 0.5) * 1000, 1),
             "first_token_p95_ms": round(percentile(self.first_tokens, 0.95) * 1000, 1),
             "failures": self.failures[:5],
+            "cpu_seconds": {part: round(spent, 2) for part, spent in self.cpu.items()},
         }
 
 
@@ -685,7 +693,13 @@ async def sign_up_chatter(url: str, expected: str) -> Chatter:
 
 
 async def stream_run(
-    chatter: Chatter, url: str, way: str, streams: int, concurrency: int, label: str | None
+    chatter: Chatter,
+    url: str,
+    way: str,
+    streams: int,
+    concurrency: int,
+    label: str | None,
+    parts: dict[str, list[int]],
 ) -> StreamRun:
     """`streams` chats, `concurrency` at a time, each on a connection of a fresh pool."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -704,10 +718,17 @@ async def stream_run(
                         failures.append(f"{type(error).__name__}: {error}")
                     bar.advance(task)
 
+            def used() -> dict[str, float]:
+                spent = {part: sum(map(cpu_seconds, pids)) for part, pids in parts.items()}
+                return spent | {"bench client": time.process_time()}
+
+            before = used()
             started = time.perf_counter()
             await asyncio.gather(*(chat() for _ in range(concurrency)))
             seconds = time.perf_counter() - started
-    return StreamRun(way, streams, seconds, first_tokens, failures)
+            after = used()
+    cpu = {part: after[part] - before[part] for part in after}
+    return StreamRun(way, streams, seconds, first_tokens, failures, cpu)
 
 
 async def streams(args: argparse.Namespace, server: PostgresServer, folder: Path) -> dict[str, Any]:
@@ -737,15 +758,21 @@ async def streams(args: argparse.Namespace, server: PostgresServer, folder: Path
             for proxy in proxies:
                 proxy.start()
         urls = {"direct": apis[0].url, "nginx-1": proxies[0].url, "nginx-2": proxies[1].url}
+        parts = {
+            "tertulia": [api.process.pid for api in apis if api.process is not None],
+            "stand-in model": [model.process.pid],
+        }
         chatter = await sign_up_chatter(apis[0].url, "".join(standin_model.reply(args.tokens)))
         for way, url in urls.items():  # warm-up: connections, the bot's first load, caches
-            await stream_run(chatter, url, way, 2 * args.concurrency, args.concurrency, None)
+            await stream_run(chatter, url, way, 2 * args.concurrency, args.concurrency, None, parts)
         for round_number in range(args.stream_rounds):
             # Each round starts from a different way, so drift hits them alike.
             names = list(urls)[round_number % 3 :] + list(urls)[: round_number % 3]
             for way in names:
                 label = f"round {round_number + 1}: {STREAM_WAYS[way]}"
-                runs.append(await stream_run(chatter, urls[way], way, args.streams, args.concurrency, label))
+                runs.append(
+                    await stream_run(chatter, urls[way], way, args.streams, args.concurrency, label, parts)
+                )
         spread = Counter(address for address in proxies[1].upstreams_used() if address != "-")
     finally:
         for proxy in proxies:
@@ -835,6 +862,12 @@ def print_streams(figures: dict[str, Any]) -> None:
             f"{p50 / (base_p50 * 1000):>8.2f} {p95:>11.0f} {p95 / (base_p95 * 1000):>8.2f} "
             f"{sum(len(run.failures) for run in done):>6}"
         )
+    for way, done in by_way.items():
+        finished = sum(run.finished for run in done) or 1
+        spent = ", ".join(
+            f"{part} {sum(run.cpu[part] for run in done) / finished * 1000:.1f}" for part in done[0].cpu
+        )
+        print(f"CPU ms per stream, {STREAM_WAYS[way]}: {spent}")
     failures = [failure for run in runs for failure in run.failures]
     if failures:
         print(f"first failure: {failures[0]}")
