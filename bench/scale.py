@@ -714,7 +714,7 @@ async def stream_run(
                 for number in queue:
                     try:
                         first_tokens.append(await chatter.stream(client, f"question {number}"))
-                    except (httpx.HTTPError, RuntimeError) as error:
+                    except (httpx.HTTPError, RuntimeError, ValueError, KeyError) as error:
                         failures.append(f"{type(error).__name__}: {error}")
                     bar.advance(task)
 
@@ -735,9 +735,10 @@ async def streams(args: argparse.Namespace, server: PostgresServer, folder: Path
     shared = redis.Redis.from_url(args.redis_url, socket_connect_timeout=2)
     shared.ping()
     shared.flushdb()
+    database_url = await server.create_database("tertulia_streams")
     model = StandInModel(args.tokens, args.token_pause, folder)
     settings = {
-        "database_url": await server.create_database("tertulia_streams"),
+        "database_url": database_url,
         "redis_url": args.redis_url,  # every process counts the one account's requests there
         "rate_limit_plans": json.dumps(PLENTY),
         "anonymous_rate_limit": "1000000/minute",
