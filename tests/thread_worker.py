@@ -5,6 +5,7 @@ acknowledges them. Under TERTULIA_TEST_STACK=scale every app the tests build has
 import threading
 
 from celery.contrib.testing.worker import TestWorkController
+from celery.exceptions import WorkerShutdown
 
 from tertulia.jobs.celery_app import celery_app, register_job_task
 from tertulia.runtime import start_worker_runtime
@@ -49,10 +50,16 @@ class ThreadWorker:
     def stop(self) -> None:
         """Stops taking tasks, lets the one under way finish, closes the job host (blocks)."""
         try:
-            self._controller.stop(in_sighandler=False)
+            # Told from inside its own thread, at the top of its loop: another thread stopping
+            # it would talk to Redis on connections that thread is reading from.
+            self._controller.hub.call_soon(_shut_down)
             self._thread.join(SHUTDOWN_SECONDS)
             if self._thread.is_alive():
                 raise RuntimeError(f"the Celery worker for {self.queue} did not stop")
         finally:
             self._close_host()
             self._app.close()
+
+
+def _shut_down() -> None:
+    raise WorkerShutdown(0)  # what a worker told to stop (SIGTERM) raises in its loop: a warm stop
