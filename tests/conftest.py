@@ -12,7 +12,7 @@ import secrets
 import tempfile
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -166,11 +166,12 @@ async def make_client(
         return client
 
     yield build
-    for _app, lifespan, client, worker in reversed(stack):
-        await client.aclose()
-        if worker is not None:
-            await anyio.to_thread.run_sync(worker.stop)
-        await lifespan.__aexit__(None, None, None)
+    async with AsyncExitStack() as closing:  # every app is closed, even when one fails to
+        for _app, lifespan, client, worker in stack:
+            closing.push_async_callback(lifespan.__aexit__, None, None, None)
+            if worker is not None:
+                closing.push_async_callback(anyio.to_thread.run_sync, worker.stop)
+            closing.push_async_callback(client.aclose)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import threading
 
 from celery.contrib.testing.worker import TestWorkController
 from celery.exceptions import WorkerShutdown
+from kombu.asynchronous import set_event_loop
 
 from tertulia.jobs.celery_app import celery_app, register_job_task
 from tertulia.runtime import start_worker_runtime
@@ -25,6 +26,9 @@ class ThreadWorker:
         self._app.finalize()
         # The solo pool runs each task in the worker's own thread, one at a time; the plain
         # WorkController (not app.Worker) leaves the test process's logging and signals alone.
+        # A worker takes kombu's event loop (its hub) from a global of the process, made by the
+        # first worker: each of the tests' workers needs one of its own, or two threads poll one.
+        set_event_loop(None)
         self._controller = TestWorkController(
             app=self._app,
             hostname=f"{self.queue}@tests",
