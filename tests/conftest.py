@@ -1,18 +1,26 @@
 """Fixtures: a fresh real database per test (SQLite file, or PostgreSQL when configured),
-the real app with its lifespan, and an httpx client speaking HTTP to it."""
+the real app with its lifespan, and an httpx client speaking HTTP to it.
+
+TERTULIA_TEST_STACK picks the stack every app the tests build runs on: "embedded" (the
+default: SQLite, or PostgreSQL as configured, in-process jobs and memory counters) or "scale"
+(PostgreSQL with pgvector, Redis for rate limits and conversation events, and jobs sent
+through the Redis broker to a real Celery worker of the app's own).
+"""
 
 import os
 import secrets
 import tempfile
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import asyncpg
 import httpx
 import pytest
+import redis
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
@@ -21,12 +29,18 @@ from tertulia.settings import Settings
 from tertulia.store.migrate import migrate
 from tertulia.store.session import Database
 from tests.providers.standins import StandIn, serving
+from tests.thread_worker import ThreadWorker
 
+STACK = os.environ.get("TERTULIA_TEST_STACK", "embedded")
+if STACK not in ("embedded", "scale"):
+    raise ValueError(f"TERTULIA_TEST_STACK is 'embedded' or 'scale', not {STACK!r}")
+# The machine's (and CI's) Redis; the tests use one database index of it and flush only that.
+TEST_REDIS_URL = os.environ.get("TERTULIA_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 # Set to a PostgreSQL URL (postgresql+asyncpg://user@host:port/db) to run the suite on it,
 # or to "pgserver" for a PostgreSQL 16 with pgvector started for the session from the
 # `pgserver` package; each test gets a database of its own on that server.
-POSTGRES_URL = os.environ.get("TERTULIA_TEST_POSTGRES_URL")
 PGSERVER = "pgserver"
+POSTGRES_URL = os.environ.get("TERTULIA_TEST_POSTGRES_URL") or (PGSERVER if STACK == "scale" else None)
 
 _pgserver: Any = None
 
@@ -92,24 +106,72 @@ AppFactory = Callable[..., Awaitable[httpx.AsyncClient]]
 
 
 @pytest.fixture
-async def make_client(database: Database, tmp_path: Path) -> AsyncIterator[AppFactory]:
-    """Builds the app with settings overrides and returns an HTTP client for it."""
-    stack: list[tuple[FastAPI, Any, httpx.AsyncClient]] = []
+def stack_redis_url() -> Iterator[str | None]:
+    """Under the scale stack, the tests' Redis database, emptied before the test (so that no
+    rate-limit counter or task of another test is left in it); None on the embedded stack."""
+    if STACK != "scale":
+        yield None
+        return
+    client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+        client.flushdb()
+    except redis.RedisError as error:
+        pytest.fail(
+            f"TERTULIA_TEST_STACK=scale needs Redis at {TEST_REDIS_URL} (TERTULIA_TEST_REDIS_URL): {error}"
+        )
+    finally:
+        client.close()
+    yield TEST_REDIS_URL
+
+
+def stack_settings(redis_url: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The settings the test stack adds to a test's own: under the scale stack, Redis, and
+    Celery jobs on a queue of this app's own, unless the test chose how its jobs run."""
+    if redis_url is None:
+        return {}
+    added: dict[str, Any] = {"redis_url": redis_url}
+    if "jobs" not in overrides:
+        added |= {
+            "jobs": "celery",
+            "celery_broker_url": redis_url,
+            "celery_queue": f"tertulia-test-{secrets.token_hex(6)}",
+        }
+    return added
+
+
+@pytest.fixture
+async def make_client(
+    database: Database, tmp_path: Path, stack_redis_url: str | None
+) -> AsyncIterator[AppFactory]:
+    """Builds the app with settings overrides and returns an HTTP client for it (with, under
+    the scale stack, a Celery worker of its own running its jobs)."""
+    stack: list[tuple[FastAPI, Any, httpx.AsyncClient, ThreadWorker | None]] = []
 
     async def build(**overrides: Any) -> httpx.AsyncClient:
-        settings = Settings(database_url=database.url, **{"chroma_path": tmp_path / "chroma", **overrides})
+        added = stack_settings(stack_redis_url, overrides)
+        settings = Settings(
+            database_url=database.url, **{"chroma_path": tmp_path / "chroma", **added, **overrides}
+        )
         app = create_app(settings)
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
+        worker = None
+        if "celery_queue" in added:
+            worker = ThreadWorker(settings)
+            await anyio.to_thread.run_sync(worker.start)
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
-        stack.append((app, lifespan, client))
+        stack.append((app, lifespan, client, worker))
         return client
 
     yield build
-    for _app, lifespan, client in reversed(stack):
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
+    async with AsyncExitStack() as closing:  # every app is closed, even when one fails to
+        for _app, lifespan, client, worker in stack:
+            closing.push_async_callback(lifespan.__aexit__, None, None, None)
+            if worker is not None:
+                closing.push_async_callback(anyio.to_thread.run_sync, worker.stop)
+            closing.push_async_callback(client.aclose)
 
 
 @pytest.fixture

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # worker` processes, given each job through the Redis broker at celery_broker_url).
     jobs: Literal["inline", "celery"] = "inline"
     celery_broker_url: str | None = None
+    # The broker queue the API sends jobs to and `tertulia worker` takes them from: deployments
+    # (or tests) sharing one Redis keep their jobs apart by giving each its own.
+    celery_queue: str = Field(default="tertulia", min_length=1)
     # A task a worker took but never acknowledged (the worker died) is delivered again after
     # this; it may be short, since the job's lease, not the broker, keeps runners apart.
     celery_visibility_timeout_seconds: int = Field(default=120, ge=1)

@@ -57,6 +57,7 @@ def celery_app(settings: Settings) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=True,  # they are delivered again
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
+        task_default_queue=settings.celery_queue,  # where tasks are sent, and what workers consume
         task_serializer="json",
         accept_content=["json"],
         task_soft_time_limit=settings.job_time_limit_seconds + CELERY_LIMIT_GRACE_SECONDS,
@@ -223,7 +224,11 @@ class WorkerProcess:
             self._loop.close()
 
 
-def register_job_task(app: Celery, settings: Settings, open_host: Callable[[], Awaitable[JobHost]]) -> None:
+def register_job_task(
+    app: Celery, settings: Settings, open_host: Callable[[], Awaitable[JobHost]]
+) -> Callable[[], None]:
+    """Registers the task that runs jobs; returns what closes the job host it opened (to be
+    called where the tasks ran, once the worker has stopped taking them)."""
     process: WorkerProcess | None = None
 
     def current() -> WorkerProcess:
@@ -232,12 +237,15 @@ def register_job_task(app: Celery, settings: Settings, open_host: Callable[[], A
             process = WorkerProcess(open_host)
         return process
 
-    @worker_process_shutdown.connect(weak=False)
-    def close_process(**_: Any) -> None:
+    def close_process() -> None:
+        nonlocal process
         if process is not None:
-            process.close()
+            opened, process = process, None
+            opened.close()
 
-    @app.task(name=TASK_NAME, bind=True, max_retries=None)
+    # Not shared: a task registered on every Celery app of the process would, in a second app,
+    # run the first one's settings and database.
+    @app.task(name=TASK_NAME, bind=True, max_retries=None, shared=False)
     def run_job(task: Task, job_id: str) -> None:
         nonlocal process
         worker = current()
@@ -251,6 +259,8 @@ def register_job_task(app: Celery, settings: Settings, open_host: Callable[[], A
             raise
         if next_try is not None:
             raise task.retry(countdown=next_try.countdown, exc=next_try.error)
+
+    return close_process
 
 
 async def _fail_after_limit(settings: Settings, claim: Claim | None) -> None:
@@ -266,7 +276,9 @@ async def _fail_after_limit(settings: Settings, claim: Claim | None) -> None:
 def run_worker(settings: Settings, open_host: Callable[[], Awaitable[JobHost]], concurrency: int) -> None:
     """Runs a Celery worker with `concurrency` processes until it is told to stop."""
     app = celery_app(settings)
-    register_job_task(app, settings, open_host)
+    close_process = register_job_task(app, settings, open_host)
+    # Each pool process opens its job host on its first task, and closes it when it ends.
+    worker_process_shutdown.connect(lambda **_: close_process(), weak=False)
     app.worker_main(
         [
             "worker",
