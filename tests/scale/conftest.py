@@ -19,14 +19,14 @@ import redis
 import tertulia
 from tertulia.settings import Settings
 from tertulia.store.session import Database, is_sqlite
-from tests.conftest import AppFactory
+from tests.conftest import TEST_REDIS_URL, AppFactory
 from tests.live_server import free_port
 from tests.providers import standins
 from tests.providers.standins import StandIn
 from tests.scale.topology import ApiProcess, Nginx, Topology, process_env
 
 # The machine's (and CI's) Redis; the tests use one database index of it and flush only that.
-SHARED_REDIS_URL = os.environ.get("TERTULIA_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+SHARED_REDIS_URL = TEST_REDIS_URL
 
 
 @pytest.fixture
