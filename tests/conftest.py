@@ -126,11 +126,12 @@ def stack_redis_url() -> Iterator[str | None]:
 
 
 def stack_settings(redis_url: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The settings the test stack adds to a test's own: under the scale stack, Redis, and
-    Celery jobs on a queue of this app's own, unless the test chose how its jobs run."""
+    """The settings the test stack adds to a test's own: under the scale stack, Redis (unless
+    the test chose its own, or none), and Celery jobs on a queue of this app's own (unless the
+    test chose how its jobs run)."""
     if redis_url is None:
         return {}
-    added: dict[str, Any] = {"redis_url": redis_url}
+    added: dict[str, Any] = {} if "redis_url" in overrides else {"redis_url": redis_url}
     if "jobs" not in overrides:
         added |= {
             "jobs": "celery",
