@@ -112,17 +112,21 @@ def stack_redis_url() -> Iterator[str | None]:
     if STACK != "scale":
         yield None
         return
+    empty_test_redis("TERTULIA_TEST_STACK=scale")
+    yield TEST_REDIS_URL
+
+
+def empty_test_redis(needed_by: str) -> None:
+    """Empties the tests' own Redis database; a Redis that does not answer fails the test,
+    saying that `needed_by` needs it."""
     client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
     try:
         client.ping()
         client.flushdb()
     except redis.RedisError as error:
-        pytest.fail(
-            f"TERTULIA_TEST_STACK=scale needs Redis at {TEST_REDIS_URL} (TERTULIA_TEST_REDIS_URL): {error}"
-        )
+        pytest.fail(f"{needed_by} needs Redis at {TEST_REDIS_URL} (TERTULIA_TEST_REDIS_URL): {error}")
     finally:
         client.close()
-    yield TEST_REDIS_URL
 
 
 def stack_settings(redis_url: str | None, overrides: dict[str, Any]) -> dict[str, Any]:

@@ -19,29 +19,19 @@ import redis
 import tertulia
 from tertulia.settings import Settings
 from tertulia.store.session import Database, is_sqlite
-from tests.conftest import TEST_REDIS_URL, AppFactory
+from tests.conftest import TEST_REDIS_URL, AppFactory, empty_test_redis
 from tests.live_server import free_port
 from tests.providers import standins
 from tests.providers.standins import StandIn
 from tests.scale.topology import ApiProcess, Nginx, Topology, process_env
 
-# The machine's (and CI's) Redis; the tests use one database index of it and flush only that.
-SHARED_REDIS_URL = TEST_REDIS_URL
-
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    client = redis.Redis.from_url(SHARED_REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as error:
-        pytest.fail(f"the scale tests need Redis at {SHARED_REDIS_URL} (TERTULIA_TEST_REDIS_URL): {error}")
-    client.flushdb()
-    try:
-        yield SHARED_REDIS_URL
-    finally:
-        client.flushdb()
-        client.close()
+    """The tests' own Redis database (on the machine's Redis), empty before and after."""
+    empty_test_redis("the scale tests")
+    yield TEST_REDIS_URL
+    empty_test_redis("the scale tests")
 
 
 class RedisServer:
