@@ -56,13 +56,15 @@ def direct_runner(
 ) -> Callable[[str], Awaitable[Run]]:
     from llama_cpp import Llama
 
+    from tertulia.providers.local_llm import has_amx, without_weight_repacking
     from tertulia.providers.local_models import LOCAL_MODELS, model_file
     from tertulia.settings import Settings
 
     path = model_file(LOCAL_MODELS[model_id], Settings().model_cache_dir)
-    llama = Llama(
-        model_path=str(path), n_ctx=context, n_threads=threads, n_threads_batch=threads, verbose=False
-    )
+    with without_weight_repacking(has_amx()):  # as the server loads it
+        llama = Llama(
+            model_path=str(path), n_ctx=context, n_threads=threads, n_threads_batch=threads, verbose=False
+        )
 
     def once(question: str) -> Run:
         messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]

@@ -89,7 +89,8 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"
     command = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--model_alias", "local-test",
+        sys.executable, "-m", "tests.providers.llama_server",
+        "--model", str(path), "--model_alias", "local-test",
         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "512", "--n_threads", "2",
         "--api_key", LLAMA_KEY,
     ]  # fmt: skip

@@ -7,9 +7,11 @@ checks, other requests) never waits on the model.
 """
 
 import asyncio
+import logging
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,48 @@ from tertulia.providers.base import ChatTurn, Sampling
 from tertulia.providers.local_models import LOCAL_MODELS, LocalModel, model_file
 
 _DONE = object()
+log = logging.getLogger("tertulia.local_llm")
+
+
+def has_amx() -> bool:
+    """Whether this x86 CPU has Intel AMX (Sapphire Rapids and later)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+            return any(line.startswith("flags") and " amx_int8" in line for line in cpuinfo)
+    except OSError:
+        return False
+
+
+_params_lock = threading.Lock()
+
+
+@contextmanager
+def without_weight_repacking(wanted: bool) -> Iterator[None]:
+    """Loads models, inside the block, with llama.cpp's "extra buffer types" turned off when
+    `wanted`. On a CPU with AMX, a llama.cpp compiled for the machine (pip's default build)
+    repacks the weights for AMX, and on some machines (virtual ones among them) the first
+    forward pass then crashes the whole process with a segmentation fault (llama.cpp
+    issue 20824). Turned off, the weights stay as they are in the file; the model answers
+    the same. llama-cpp-python's Llama() does not take the setting, so its default
+    parameters are amended while it loads (under a lock: several models may load at once)."""
+    if not wanted:
+        yield
+        return
+    import llama_cpp.llama_cpp as bindings
+
+    with _params_lock:
+        defaults = bindings.llama_model_default_params
+
+        def amended() -> Any:
+            params = defaults()
+            params.use_extra_bufts = False
+            return params
+
+        bindings.llama_model_default_params = amended
+        try:
+            yield
+        finally:
+            bindings.llama_model_default_params = defaults
 
 
 class LocalChatModel:
@@ -51,13 +95,17 @@ class LocalChatModel:
                 "pip install 'llama-cpp-python>=0.3.30,<0.4'"
             ) from error
         path = model_file(self._model, self._cache_dir)
-        llama = Llama(
-            model_path=str(path),
-            n_ctx=self._context_tokens,
-            n_threads=self._threads,
-            n_threads_batch=self._threads,
-            verbose=False,
-        )
+        amx = has_amx()
+        if amx:
+            log.info("this CPU has AMX: loading %s without weight repacking", self.model_id)
+        with without_weight_repacking(amx):
+            llama = Llama(
+                model_path=str(path),
+                n_ctx=self._context_tokens,
+                n_threads=self._threads,
+                n_threads_batch=self._threads,
+                verbose=False,
+            )
         template = llama.metadata.get("tokenizer.chat_template")
         if template:
             eos = llama._model.token_get_text(llama.token_eos())
