@@ -1,5 +1,6 @@
-"""A message stored in a conversation reaches that conversation's ChatAgent WebSockets: on the
-same server, and on another server process through Redis pub/sub, even after Redis restarts."""
+"""A message stored in a conversation, or a new status, reaches that conversation's ChatAgent
+WebSockets: whoever wrote it (the chat engine, any face's REST call, a handoff), on the same
+server, and on another server process through Redis pub/sub, even after Redis restarts."""
 
 import asyncio
 import json
@@ -10,8 +11,17 @@ import httpx
 import pytest
 import websockets
 
-from tertulia.core.conversation_events import MessageAdded, RedisEvents
+from tertulia.core.conversation_events import (
+    MessageAdded,
+    RedisEvents,
+    StatusChanged,
+    announce_commits,
+    conversation_events,
+)
 from tertulia.settings import Settings
+from tertulia.store.session import Database
+from tertulia.store.tables import Conversation, Message
+from tests.faces.agentv2.test_agentv2 import agent
 from tests.faces.chatagent.conftest import User, sign_up
 from tests.faces.chatagent.test_chat import ask, new_conversation
 from tests.live_server import serve_in_thread
@@ -125,10 +135,96 @@ async def test_a_second_socket_on_the_conversation_hears_the_first_ones_exchange
             await watcher.close()
 
 
+async def test_a_handoff_an_operators_message_and_a_status_reach_a_websocket_on_another_process(
+    two_servers,
+) -> None:
+    """None of these writes goes through the chat engine: Agent v2's request for a person,
+    ChatBotKit's message/create (an operator answering), Agent v2's status."""
+    first, second = two_servers
+    async with httpx.AsyncClient(base_url=f"http://{first}", timeout=120) as rest:
+        user = await sign_up(rest, "wanda")
+        key = await rest.post("/api/v1/auth/api-keys", headers=user.headers, json={"name": "agents"})
+        headers = {"Authorization": f"Bearer {key.json()['key']}"}
+        bot = await agent(rest, type("Caller", (), {"headers": headers})(), tools=["request-human"])
+        opened = await rest.post(f"/api/v2/agent/{bot['id']}/chat", headers=headers, json={"query": "Hola"})
+        conversation_id = opened.json()["conversationId"]
+        socket = await listening(second, user, conversation_id)
+        try:
+            handed = await rest.post(
+                f"/api/v2/agent/{bot['id']}/chat",
+                headers=headers,
+                json={"query": "Quiero hablar con una persona", "conversationId": conversation_id},
+            )
+            assert handed.status_code == 200, handed.text
+            status = await next_frame(socket, "conversation_status")
+            assert (status["conversation_id"], status["status"]) == (conversation_id, "unresolved")
+            asked, answered = await next_frame(socket, "new_message"), await next_frame(socket, "new_message")
+            assert asked["message"]["content"] == "Quiero hablar con una persona"
+            assert answered["message"]["content"] == handed.json()["answer"]
+            assert (
+                answered["message"]["sender_type"] == "bot" and answered["message"]["sender_id"] == bot["id"]
+            )
+
+            operator = await rest.post(
+                f"/v1/conversation/{conversation_id}/message/create",
+                headers=headers,
+                json={"type": "bot", "text": "Hola, soy Marta. ¿En qué puedo ayudarte?"},
+            )
+            assert operator.status_code == 200, operator.text
+            told = await next_frame(socket, "new_message")
+            assert told["message"]["id"] == operator.json()["id"]
+            assert told["message"]["content"] == "Hola, soy Marta. ¿En qué puedo ayudarte?"
+
+            resolved = await rest.put(
+                f"/api/v2/conversations/{conversation_id}/status",
+                headers=headers,
+                json={"status": "resolved"},
+            )
+            assert resolved.status_code == 200, resolved.text
+            assert (await next_frame(socket, "conversation_status"))["status"] == "resolved"
+        finally:
+            await socket.close()
+
+
+async def test_writes_are_told_once_committed_and_never_when_rolled_back(database: Database) -> None:
+    """Straight on the database: what a transaction that rolled back wrote is never told."""
+    with serve_in_thread(settings(database)) as address:
+        async with httpx.AsyncClient(base_url=f"http://{address}", timeout=120) as rest:
+            user = await sign_up(rest, "wanda")
+            conversation_id = await new_conversation(rest, user)
+    events = conversation_events(None, 1.0)
+    announce_commits(database, events)
+    queue = events.watch(conversation_id)
+
+    async def write(content: str, status: str, keep: bool) -> None:
+        async with database.session() as session:
+            conversation = await session.get(Conversation, conversation_id)
+            assert conversation is not None
+            session.add(
+                Message(
+                    account_id=conversation.account_id,
+                    conversation_id=conversation_id,
+                    role="user",
+                    content=content,
+                )
+            )
+            conversation.status = status
+            await session.flush()
+            await (session.commit() if keep else session.rollback())
+
+    await write("no", "resolved", keep=False)
+    await write("sí", "unresolved", keep=True)
+
+    told = [await asyncio.wait_for(queue.get(), timeout=10) for _ in range(2)]
+    assert [type(event) for event in told] == [MessageAdded, StatusChanged]
+    assert told[0].content == "sí" and told[1].status == "unresolved"  # type: ignore[union-attr]
+    await asyncio.sleep(0.2)
+    assert queue.empty()
+    await events.close()
+
+
 def event(conversation_id: str, content: str) -> MessageAdded:
-    return MessageAdded(
-        conversation_id, "msg_1", "user", content, "text", "2025-01-01T00:00:00+00:00", "a", "b"
-    )
+    return MessageAdded(conversation_id, "msg_1", "user", content, "text", "2025-01-01T00:00:00+00:00", "a")
 
 
 async def test_the_redis_listener_comes_back_after_redis_restarts(redis_server: RedisServer) -> None:

@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tertulia.core import limits
 from tertulia.core.bots import get_bot
 from tertulia.core.catalog import ModelChoice, chat_task
-from tertulia.core.conversation_events import ConversationEvents, MessageAdded
+from tertulia.core.conversation_events import ORIGIN
 from tertulia.core.conversations import get_conversation
 from tertulia.core.errors import Invalid, TertuliaError, UpstreamFailed
 from tertulia.core.knowledge.retrieval import Retriever, Source
@@ -385,13 +385,11 @@ class ChatEngine:
         models: ModelRegistry,
         quota_for: Callable[[str], int | None],
         retriever: Retriever,
-        events: ConversationEvents,
     ) -> None:
         self._database = database
         self._models = models
         self._quota_for = quota_for
         self._retriever = retriever
-        self._events = events
 
     def _model(self, resolved: Resolved) -> tuple[ChatModel, str]:
         choice = resolved.choice or self._models.default_chat
@@ -623,6 +621,8 @@ class ChatEngine:
         model = generation.model
         usage = await generation.usage()
         async with self._database.session() as session:
+            # The asking connection learns of both messages from its own stream.
+            session.info[ORIGIN] = question.origin if question is not None else None
             conversation = await get_conversation(session, actor, conversation_id)
             asked = None
             if question is not None:
@@ -673,10 +673,6 @@ class ChatEngine:
             )
             conversation.updated_at = utcnow()
             await session.commit()
-        origin = question.origin if question is not None else None
-        for message in (asked, reply):
-            if message is not None:
-                await self._events.publish(MessageAdded.of(message, bot.id, origin))
         return asked, reply, usage
 
     async def _related_prompts(

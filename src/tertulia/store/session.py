@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 
 def is_sqlite(url: str) -> bool:
@@ -84,7 +85,12 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if is_sqlite(url):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # A session class of its own, so that session events listened for on one database
+        # (see core.conversation_events.announce_commits) stay on it.
+        self.session_class: type[Session] = type("DatabaseSession", (Session,), {})
+        self.sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=self.session_class
+        )
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -6,8 +6,10 @@ that asked with "stream": false, one {"type": "bot_response", …}. {"type": "pi
 pong; an idle socket gets a heartbeat. A bad credential closes the socket with 1008.
 
 Once admitted, a socket is also told of every message stored in its conversation by anyone
-else (a REST call, another socket, another face, another server process sharing Redis) as
-{"type": "new_message", "conversation_id": …, "message": {…the REST message shape…}}.
+else (a REST call, another socket, another face, an operator, another server process sharing
+Redis) as {"type": "new_message", "conversation_id": …, "message": {…the REST message shape…}},
+and of a new status (a person asked for, the conversation resolved …) as
+{"type": "conversation_status", "conversation_id": …, "status": …}.
 """
 
 import asyncio
@@ -21,7 +23,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
 from tertulia.core.accounts import authenticate_token
 from tertulia.core.chat import Done, Failed, Question, Token
-from tertulia.core.conversation_events import MessageAdded
+from tertulia.core.conversation_events import ConversationEvent, MessageAdded, StatusChanged
 from tertulia.core.conversations import get_conversation
 from tertulia.core.errors import Invalid, TertuliaError, Unauthenticated
 from tertulia.core.principal import Principal
@@ -48,7 +50,18 @@ def _error_frame(error: TertuliaError) -> dict[str, Any]:
     }
 
 
-def _new_message_frame(event: MessageAdded) -> dict[str, Any]:
+def _event_frame(event: ConversationEvent, bot_id: str) -> dict[str, Any]:
+    if isinstance(event, StatusChanged):
+        return {
+            "type": "conversation_status",
+            "conversation_id": event.conversation_id,
+            "status": event.status,
+            "timestamp": _timestamp(),
+        }
+    return _new_message_frame(event, bot_id)
+
+
+def _new_message_frame(event: MessageAdded, bot_id: str) -> dict[str, Any]:
     from_bot = event.role == "assistant"
     return {
         "type": "new_message",
@@ -59,7 +72,7 @@ def _new_message_frame(event: MessageAdded) -> dict[str, Any]:
             "content": event.content,
             "message_type": event.message_type,
             "sender_type": SENDER_TYPES.get(event.role, event.role),
-            "sender_id": event.bot_id if from_bot else event.meta.get("sender_id", event.account_id),
+            "sender_id": bot_id if from_bot else event.meta.get("sender_id", event.account_id),
             "created_at": event.created_at.replace("+00:00", "Z"),
             "metadata": event.meta,
         },
@@ -67,25 +80,28 @@ def _new_message_frame(event: MessageAdded) -> dict[str, Any]:
     }
 
 
-async def _tell_others(send: Send, queue: "asyncio.Queue[MessageAdded]", origin: str) -> None:
+async def _tell_others(
+    send: Send, queue: "asyncio.Queue[ConversationEvent]", origin: str, bot_id: str
+) -> None:
     try:
         while True:
             event = await queue.get()
             if event.origin != origin:
-                await send(_new_message_frame(event))
+                await send(_event_frame(event, bot_id))
     except (WebSocketDisconnect, RuntimeError):  # the client left; the receiving loop ends too
         return
 
 
-async def _admit(runtime: Runtime, token: str | None, conversation_id: str) -> Principal:
+async def _admit(runtime: Runtime, token: str | None, conversation_id: str) -> tuple[Principal, str]:
+    """The principal the token names, and the bot of the conversation it may watch."""
     if not token:
         raise Unauthenticated("missing token")
     async with runtime.database.session() as session:
         principal = await authenticate_token(session, token, runtime.secret)
         if not principal.allows_route(f"/api/v1/ws/conversations/{conversation_id}"):
             raise Unauthenticated("this key is limited to other routes")
-        await get_conversation(session, principal, conversation_id)
-    return principal
+        conversation = await get_conversation(session, principal, conversation_id)
+    return principal, conversation.bot_id
 
 
 async def _answer(
@@ -161,7 +177,7 @@ async def conversation_socket(websocket: WebSocket, conversation_id: str, token:
     bearer = websocket.headers.get("authorization", "")
     token = token or (bearer[7:] if bearer.lower().startswith("bearer ") else None)
     try:
-        principal = await _admit(runtime, token, conversation_id)
+        principal, bot_id = await _admit(runtime, token, conversation_id)
     except TertuliaError as error:
         await websocket.send_json(_error_frame(error))
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=error.message[:120])
@@ -176,7 +192,7 @@ async def conversation_socket(websocket: WebSocket, conversation_id: str, token:
 
     origin = secrets.token_hex(8)
     events = runtime.events.watch(conversation_id)
-    teller = asyncio.create_task(_tell_others(send, events, origin))
+    teller = asyncio.create_task(_tell_others(send, events, origin, bot_id))
     try:
         while True:
             try:
