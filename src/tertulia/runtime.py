@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from tertulia import __version__
 from tertulia.core.accounts import signing_secret
 from tertulia.core.chat import ChatEngine
-from tertulia.core.conversation_events import ConversationEvents, conversation_events
+from tertulia.core.conversation_events import ConversationEvents, announce_commits, conversation_events
 from tertulia.core.knowledge.fetching import FetchLimits
 from tertulia.core.knowledge.ingest import IngestLimits, Ingestor
+from tertulia.core.knowledge.query_cache import query_vectors
 from tertulia.core.knowledge.retrieval import Retriever
 from tertulia.core.knowledge.vectors import VectorIndex
 from tertulia.core.ratelimit import RateLimiter
@@ -47,6 +48,7 @@ class Runtime:
         await self.jobs.stop()
         await self.events.close()
         await self.rate_limiter.close()
+        await self.retriever.close()
         self.vectors.close()
         await self.models.close()
         await self.replies_database.dispose()
@@ -131,8 +133,17 @@ async def start_runtime(settings: Settings) -> Runtime:
     # burst of replies could take every connection and each wait forever for a second one.
     replies = Database(settings.database_url)
     seal_with(replies.engine, secret)
-    retriever = Retriever(replies, models, vectors)
-    chat = ChatEngine(replies, models, settings.token_quota, retriever, events)
+    # Both pools store messages (replies; REST calls, operators): watchers hear of either.
+    announce_commits(database, events)
+    announce_commits(replies, events)
+    queries = query_vectors(
+        settings.redis_url,
+        settings.redis_timeout_seconds,
+        settings.query_cache_seconds,
+        settings.query_cache_size,
+    )
+    retriever = Retriever(replies, models, vectors, queries)
+    chat = ChatEngine(replies, models, settings.token_quota, retriever)
     jobs: JobRunner
     if settings.jobs == "celery":
         from tertulia.jobs.celery_app import CeleryJobs  # Celery is an optional extra (`scale`)

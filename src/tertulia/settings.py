@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     # Longest wait for Redis before a request needing it is refused with a 503.
     redis_timeout_seconds: float = Field(default=1.0, gt=0, le=30)
+    # How long a question's vector is kept for the same question asked again (in Redis when
+    # redis_url is set, else the `query_cache_size` most recent in each process); 0: off.
+    query_cache_seconds: float = Field(default=600, ge=0)
+    query_cache_size: int = Field(default=4096, ge=1)
     # The chat model a bot uses when neither it nor its account chose one.
     default_chat_provider: str = "local"
     default_chat_model: str = "qwen2.5-coder-0.5b-instruct"

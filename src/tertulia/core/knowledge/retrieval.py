@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tertulia.core.catalog import ModelChoice
 from tertulia.core.errors import Invalid
 from tertulia.core.knowledge.bases import get_knowledge_base
+from tertulia.core.knowledge.query_cache import CachedQueries, QueryVectors
 from tertulia.core.knowledge.vectors import VectorIndex
 from tertulia.core.models import embedder_for_base, resolve, resolve_for_account
 from tertulia.core.principal import Principal
@@ -37,7 +38,7 @@ from tertulia.providers.base import Embedder, Reranker
 from tertulia.providers.registry import ModelRegistry
 from tertulia.store.index import Hit, search_text, unpack
 from tertulia.store.session import Database
-from tertulia.store.tables import Bot, Chunk, Document
+from tertulia.store.tables import Bot, Chunk, Document, KnowledgeBase
 
 Mode = Literal["hybrid", "vector", "text"]
 Fusion = Literal["rrf", "convex", "gated"]
@@ -268,10 +269,28 @@ class Retriever:
     different embedders are each searched with their own.
     """
 
-    def __init__(self, database: Database, models: ModelRegistry, vectors: VectorIndex) -> None:
+    def __init__(
+        self,
+        database: Database,
+        models: ModelRegistry,
+        vectors: VectorIndex,
+        queries: QueryVectors | None = None,
+    ) -> None:
         self._database = database
         self._models = models
         self.vectors = vectors
+        self._queries = queries
+
+    async def close(self) -> None:
+        if self._queries is not None:
+            await self._queries.close()
+
+    async def _embedder(self, session: AsyncSession, base: KnowledgeBase) -> Embedder:
+        """The base's embedder, with questions asked before looked up in the query cache."""
+        embedder = await embedder_for_base(session, self._models, base)
+        if self._queries is None:
+            return embedder
+        return CachedQueries(embedder, self._queries, base.account_id)
 
     async def for_base(
         self, actor: Principal, base_id: str, query: Query, rerank_with: ModelChoice | None = None
@@ -281,7 +300,7 @@ class Retriever:
         started = time.perf_counter()
         async with self._database.session() as session:
             base = await get_knowledge_base(session, actor, base_id)
-            embedder = await embedder_for_base(session, self._models, base)
+            embedder = await self._embedder(session, base)
             if rerank_with is None:
                 return await search(session, self.vectors, [base.id], embedder, query)
             resolved = await resolve_for_account(session, actor, rerank_with)
@@ -314,7 +333,7 @@ class Retriever:
         async with self._database.session() as session:
             groups: dict[str, tuple[Embedder, list[str]]] = {}
             for base in bases:
-                embedder = await embedder_for_base(session, self._models, base)
+                embedder = await self._embedder(session, base)
                 groups.setdefault(embedder.model_id, (embedder, []))[1].append(base.id)
             for embedder, base_ids in groups.values():
                 # min_k 0 (unset) means the embedder's own measured floor for "unrelated".
