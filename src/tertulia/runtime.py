@@ -143,7 +143,14 @@ async def start_runtime(settings: Settings) -> Runtime:
         settings.query_cache_size,
     )
     retriever = Retriever(replies, models, vectors, queries)
-    chat = ChatEngine(replies, models, settings.token_quota, retriever)
+    tool_options = {
+        "weather": {
+            "forecast_url": settings.weather_forecast_url,
+            "geocoding_url": settings.weather_geocoding_url,
+            "timeout_seconds": settings.tool_timeout_seconds,
+        }
+    }
+    chat = ChatEngine(replies, models, settings.token_quota, retriever, tool_options)
     jobs: JobRunner
     if settings.jobs == "celery":
         from tertulia.jobs.celery_app import CeleryJobs  # Celery is an optional extra (`scale`)

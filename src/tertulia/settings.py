@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     # redis_url is set, else the `query_cache_size` most recent in each process); 0: off.
     query_cache_seconds: float = Field(default=600, ge=0)
     query_cache_size: int = Field(default=4096, ge=1)
+    # The weather tool's Open-Meteo APIs (a commercial customer's, or a mirror, instead).
+    weather_forecast_url: str = "https://api.open-meteo.com"
+    weather_geocoding_url: str = "https://geocoding-api.open-meteo.com"
+    # Longest wait for a tool's remote service (the weather tool's) before it is told it failed.
+    tool_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     # The chat model a bot uses when neither it nor its account chose one.
     default_chat_provider: str = "local"
     default_chat_model: str = "qwen2.5-coder-0.5b-instruct"

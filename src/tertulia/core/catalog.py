@@ -48,9 +48,6 @@ KNOWN_MODELS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 
-# Tools a bot can have switched on (plugins in ChatAgent's words).
-TOOLS = ("calculator", "weather", "datastore", "lead-capture", "request-human")
-
 
 @dataclass(frozen=True)
 class ModelChoice:
@@ -69,9 +66,12 @@ def check_provider(provider: str) -> str:
 
 
 def check_tools(tools: list[str]) -> list[str]:
+    """Tools a bot can have switched on (plugins in ChatAgent's words): core.tools' own."""
+    from tertulia.core.tools import TOOLS  # the tools import the core; the core checks names only
+
     unknown = sorted(set(tools) - set(TOOLS))
     if unknown:
-        raise Invalid("unknown plugins", {"field": "plugins", "unknown": unknown, "allowed": list(TOOLS)})
+        raise Invalid("unknown plugins", {"field": "plugins", "unknown": unknown, "allowed": sorted(TOOLS)})
     return list(dict.fromkeys(tools))  # keeps order, drops repeats
 
 

@@ -40,7 +40,10 @@ from tertulia.core.conversations import get_conversation
 from tertulia.core.errors import Invalid, TertuliaError, UpstreamFailed
 from tertulia.core.knowledge.retrieval import Retriever, Source
 from tertulia.core.models import Resolved, resolve, resolve_for_account
+from tertulia.core.plugins import enabled_tools
 from tertulia.core.principal import Principal
+from tertulia.core.tools import Tool, ToolContext, calling
+from tertulia.core.tools.calling import ToolCall, ToolOutcome
 from tertulia.core.usage import record_usage, require_quota
 from tertulia.providers.base import ChatModel, ChatTurn, Sampling, Usage
 from tertulia.providers.registry import ModelRegistry
@@ -110,7 +113,21 @@ class Failed:
     error: TertuliaError
 
 
-ChatEvent = Sources | Token | Done | Failed
+@dataclass(frozen=True)
+class ToolCalled:
+    """The model called one of the bot's tools (before its answer)."""
+
+    call: ToolCall
+
+
+@dataclass(frozen=True)
+class ToolReturned:
+    """What the tool gave back (or why it failed); the answer that follows uses it."""
+
+    outcome: ToolOutcome
+
+
+ChatEvent = Sources | ToolCalled | ToolReturned | Token | Done | Failed
 
 
 @dataclass(frozen=True)
@@ -385,11 +402,13 @@ class ChatEngine:
         models: ModelRegistry,
         quota_for: Callable[[str], int | None],
         retriever: Retriever,
+        tool_options: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self._database = database
         self._models = models
         self._quota_for = quota_for
         self._retriever = retriever
+        self._tool_options = tool_options or {}
 
     def _model(self, resolved: Resolved) -> tuple[ChatModel, str]:
         choice = resolved.choice or self._models.default_chat
@@ -428,6 +447,7 @@ class ChatEngine:
                 await limits.require_room(session, actor, "tokens")
                 await limits.require_room(session, actor, "messages", 2 if saved is not None else 1)
                 resolved = await resolve(session, bot, chat_task(bot, question.content))
+                tools = await enabled_tools(session, bot)
             model, provider = self._model(resolved)
             knows = await self._retriever.knows(bot, extra)
             found = await self._retriever.for_bot(bot, question.content, extra) if knows else []
@@ -439,7 +459,22 @@ class ChatEngine:
             return
         if knows:
             yield Sources(sources)
-        fixed = _fixed_answer(bot, knows, sources)
+        generation = _Generation(model)
+        used: ToolOutcome | None = None
+        if tools:
+            try:
+                used = await self._use_tool(actor, bot, conversation.id, generation, tools, question.content)
+                if used is not None:
+                    yield ToolCalled(used.call)
+                    yield ToolReturned(used)
+                    exchange = replace(exchange, question=calling.answer_turn(question.content, used))
+                    turns, prompt_tokens = await exchange.prompt(model)
+            except TertuliaError as error:
+                await self._count_error(bot.id)
+                await self._record_spent(actor, generation, provider, bot.id, conversation.id)
+                yield Failed(generation.failure(error))
+                return
+        fixed = _fixed_answer(bot, knows, sources) if used is None else None
         if fixed is not None:
             # A stored answer given as written, or nothing found: no model call.
             canned = _Generation(model)
@@ -461,7 +496,7 @@ class ChatEngine:
 
         # (The bot's top_k is retrieval's, CriaBot's sense: not a sampling setting.)
         sampling = Sampling(temperature=bot.temperature, top_p=bot.top_p, max_tokens=bot.max_reply_tokens)
-        generation = _Generation(model)
+        tool_calls = [used] if used is not None else []
         try:
             async with aclosing(
                 generation.run_continued(exchange, turns, prompt_tokens, sampling, continuations)
@@ -488,10 +523,19 @@ class ChatEngine:
                         provider,
                         partial=True,
                         sources=sources,
+                        tool_calls=tool_calls,
                     )
             raise
         user_message, reply, usage = await self._save(
-            actor, bot, conversation.id, saved, generation, provider, partial=False, sources=sources
+            actor,
+            bot,
+            conversation.id,
+            saved,
+            generation,
+            provider,
+            partial=False,
+            sources=sources,
+            tool_calls=tool_calls,
         )
         related: list[str] = []
         if bot.llm_generate_related_prompts:
@@ -581,6 +625,37 @@ class ChatEngine:
             generation.text, usage, model.model_id, finish_reason=generation.finish_reason, sources=sources
         )
 
+    async def _use_tool(
+        self,
+        actor: Principal,
+        bot: Bot,
+        conversation_id: str,
+        generation: "_Generation",
+        tools: list[tuple[Tool, dict[str, Any]]],
+        question: str,
+    ) -> ToolOutcome | None:
+        """The bot's model asked for one call of its tools, which is run; None when the
+        question needs none. What asking cost is the reply's first model call."""
+        call, spent = await calling.plan(generation.model, [tool for tool, _config in tools], question)
+        if spent.prompt_tokens or spent.completion_tokens:
+            generation.calls.append(_Call(spent.prompt_tokens, reported=spent))
+        if call is None:
+            return None
+        tool, config = next((tool, config) for tool, config in tools if tool.spec.id == call.name)
+        context = ToolContext(
+            actor=actor,
+            bot=bot,
+            conversation_id=conversation_id,
+            config=config,
+            http=self._models.http(),
+            database=self._database,
+            retriever=self._retriever,
+            options=self._tool_options.get(tool.spec.id, {}),
+        )
+        outcome = await calling.run(call, tool, context)
+        log.info("bot %s used %s: %s", bot.id, call.name, "failed" if outcome.error else "ok")
+        return outcome
+
     async def _record_spent(
         self,
         actor: Principal,
@@ -616,6 +691,7 @@ class ChatEngine:
         partial: bool,
         sources: list[Source] | None = None,
         flag: str | None = None,
+        tool_calls: Sequence[ToolOutcome] = (),
     ) -> tuple[Message | None, Message, Usage]:
         """Stores the question (None: it is stored already) and the reply, and their usage."""
         model = generation.model
@@ -646,6 +722,8 @@ class ChatEngine:
                 reply_meta["sources"] = sources_metadata(sources)
             if flag is not None:  # "no_context", or "verified": a stored answer as written
                 reply_meta[flag] = True
+            if tool_calls:
+                reply_meta["tool_calls"] = [outcome.stored() for outcome in tool_calls]
             reply = Message(
                 account_id=actor.account_id,
                 conversation_id=conversation.id,

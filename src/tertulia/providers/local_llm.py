@@ -7,6 +7,8 @@ checks, other requests) never waits on the model.
 """
 
 import asyncio
+import functools
+import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -129,6 +131,31 @@ class LocalChatModel:
     @property
     def context_tokens(self) -> int:
         return self._context_tokens
+
+    async def structured(self, turns: Sequence[ChatTurn], schema: dict[str, Any], max_tokens: int) -> str:
+        """A reply that is JSON matching `schema`: a grammar made from the schema allows only
+        the tokens that keep it so (measured: a small model's tool calls are then always
+        parseable, though their arguments still need checking)."""
+        llama = await self._loaded()
+        grammar = self._grammar(json.dumps(schema, sort_keys=True))
+        messages = [{"role": turn.role, "content": turn.content} for turn in turns]
+
+        def complete() -> str:
+            reply = llama.create_chat_completion(
+                messages=messages, temperature=0.0, max_tokens=max_tokens, grammar=grammar
+            )
+            return str(reply["choices"][0]["message"]["content"] or "")
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._worker, complete)
+        except Exception as error:
+            raise Unavailable(f"the local model failed: {error}") from error
+
+    @functools.lru_cache(maxsize=32)  # noqa: B019 - one model per process, kept for its life
+    def _grammar(self, schema: str) -> Any:
+        from llama_cpp import LlamaGrammar
+
+        return LlamaGrammar.from_json_schema(schema, verbose=False)
 
     async def stream(self, turns: Sequence[ChatTurn], sampling: Sampling) -> AsyncIterator[str]:
         llama = await self._loaded()

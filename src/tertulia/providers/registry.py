@@ -97,7 +97,8 @@ class ModelRegistry:
         has_key = self._settings.provider_secret(provider) is not None
         return has_url and (has_key or provider in KEY_OPTIONAL)
 
-    def _http(self) -> httpx.AsyncClient:
+    def http(self) -> httpx.AsyncClient:
+        """The one HTTP client of the process's remote calls (providers, tools)."""
         if self._client is None:
             self._client = remote_http_client(read_timeout=self._settings.provider_timeout_seconds)
         return self._client
@@ -135,9 +136,9 @@ class ModelRegistry:
         api_key, base_url = self._endpoint(choice, credentials or Credentials())
         if choice.provider in ("openai", "openai-compatible"):
             return build(
-                choice.model_id, api_key, base_url, self._http(), self._settings.provider_context_tokens
+                choice.model_id, api_key, base_url, self.http(), self._settings.provider_context_tokens
             )
-        return build(choice.model_id, api_key, base_url, self._http())
+        return build(choice.model_id, api_key, base_url, self.http())
 
     def embedder(self, choice: ModelChoice | None, credentials: Credentials | None = None) -> Embedder:
         choice = choice or self.default_embedding
@@ -151,7 +152,7 @@ class ModelRegistry:
                 f"the provider {choice.provider!r} has no embedding models", {"provider": choice.provider}
             )
         api_key, base_url = self._endpoint(choice, credentials or Credentials())
-        return build(choice.model_id, api_key, base_url, self._http(), None)
+        return build(choice.model_id, api_key, base_url, self.http(), None)
 
     def reranker(self, choice: ModelChoice, credentials: Credentials | None = None) -> Reranker:
         """A rerank model: the server's own cross-encoder, or one served over the rerank API
@@ -174,4 +175,4 @@ class ModelRegistry:
                 {"provider": choice.provider},
             )
         api_key, base_url = self._endpoint(choice, credentials or Credentials())
-        return OpenAICompatibleReranker(choice.model_id, api_key, base_url, self._http())
+        return OpenAICompatibleReranker(choice.model_id, api_key, base_url, self.http())

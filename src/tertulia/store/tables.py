@@ -468,3 +468,16 @@ class Ability(Timestamps, Base):
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     linked_bot_id: Mapped[str | None] = mapped_column(String(40))
     linked_file_id: Mapped[str | None] = mapped_column(String(40))
+
+
+class BotPlugin(Timestamps, Base):
+    """A tool installed on a bot (ChatAgent's plugins) with its settings, sealed at rest since
+    they may hold keys. Whether it is on is the bot's `plugins` list, which every face reads."""
+
+    __tablename__ = "bot_plugins"
+    __table_args__ = (UniqueConstraint("bot_id", "plugin_id", name="uq_bot_plugins_bot_plugin"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("bplg"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    bot_id: Mapped[str] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"))
+    plugin_id: Mapped[str] = mapped_column(String(64))
+    config: Mapped[str] = mapped_column(Sealed)  # JSON text

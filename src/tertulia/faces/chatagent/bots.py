@@ -43,12 +43,12 @@ def _llm_values(config: LlmConfig | None) -> dict[str, Any]:
     return {renames.get(name, name): value for name, value in sent.items()}
 
 
-def _masked(value: Any, name: str = "") -> Any:
+def masked(value: Any, name: str = "") -> Any:
     """Platform credentials go in, but never come back out, however deeply nested."""
     if isinstance(value, dict):
-        return {key: _masked(item, str(key)) for key, item in value.items()}
+        return {key: masked(item, str(key)) for key, item in value.items()}
     if isinstance(value, list):
-        return [_masked(item, name) for item in value]
+        return [masked(item, name) for item in value]
     if value and any(hint in name.lower() for hint in SECRET_HINTS):
         return "********"
     return value
@@ -58,7 +58,7 @@ def bot_public(bot: Bot) -> BotPublic:
     return BotPublic(
         **BotSummary.model_validate(bot, from_attributes=True).model_dump(),
         user_id=bot.account_id,
-        platform_config=_masked(bot.platform_config),
+        platform_config=masked(bot.platform_config),
         llm_config=LlmConfigPublic(
             provider=bot.llm_provider,
             model=bot.llm_model,

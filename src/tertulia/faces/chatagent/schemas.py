@@ -411,3 +411,39 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     uptime: float
     version: str
+
+
+# --- plugins ---------------------------------------------------------------------------
+
+
+class PluginPublic(BaseModel):
+    id: str
+    name: str
+    description: str
+    version: str
+    author: str
+    category: str
+    config_schema: dict[str, dict[str, Any]]
+    parameters: dict[str, Any]
+
+
+class PluginsAvailable(BaseModel):
+    plugins: list[PluginPublic]
+
+
+class PluginInstall(RequestModel):
+    config: dict[str, Any] = {}
+    enabled: bool = True
+
+
+class BotPluginPublic(BaseModel):
+    bot_id: str
+    plugin_id: str
+    name: str
+    enabled: bool
+    config: dict[str, Any]
+
+
+class BotPluginsPublic(BaseModel):
+    plugins: list[BotPluginPublic]
+    total: int

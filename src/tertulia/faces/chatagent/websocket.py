@@ -2,7 +2,9 @@
 
 The client sends {"type": "user_message", "content": …}; the server streams
 {"type": "stream_chunk", …} pieces, then {"type": "stream_complete", …} and, for a client
-that asked with "stream": false, one {"type": "bot_response", …}. {"type": "ping"} gets a
+that asked with "stream": false, one {"type": "bot_response", …}. A bot that uses one of its
+tools first sends {"type": "tool_call", "tool_call": {id, name, arguments}} and
+{"type": "tool_result", id, name, arguments, result | error}. {"type": "ping"} gets a
 pong; an idle socket gets a heartbeat. A bad credential closes the socket with 1008.
 
 Once admitted, a socket is also told of every message stored in its conversation by anyone
@@ -22,7 +24,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
 from tertulia.core.accounts import authenticate_token
-from tertulia.core.chat import Done, Failed, Question, Token
+from tertulia.core.chat import Done, Failed, Question, Token, ToolCalled, ToolReturned
 from tertulia.core.conversation_events import ConversationEvent, MessageAdded, StatusChanged
 from tertulia.core.conversations import get_conversation
 from tertulia.core.errors import Invalid, TertuliaError, Unauthenticated
@@ -136,6 +138,19 @@ async def _answer(
                         "content": event.text,
                         "is_final": False,
                     }
+                )
+            elif isinstance(event, ToolCalled):
+                call = event.call
+                await send(
+                    {
+                        "type": "tool_call",
+                        "conversation_id": conversation_id,
+                        "tool_call": {"id": call.id, "name": call.name, "arguments": call.arguments},
+                    }
+                )
+            elif isinstance(event, ToolReturned):
+                await send(
+                    {"type": "tool_result", "conversation_id": conversation_id, **event.outcome.stored()}
                 )
             elif isinstance(event, Failed):
                 await send(_error_frame(event.error))
