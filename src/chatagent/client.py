@@ -151,7 +151,9 @@ class SyncConversations(Conversations[Any]):
         stream: bool = False,
     ) -> JSON | MessageStream:
         """Sends a message and returns `{"user_message", "bot_response"}` once the bot has
-        answered; with `stream=True`, the reply's pieces as they are written (stream_message)."""
+        answered; with `stream=True`, the reply's pieces as they are written (stream_message).
+        A send that timed out may still be answered and stored by the server: look at
+        list_messages before sending it again."""
         if stream:
             return self.stream_message(conversation_id, content, message_type=message_type, metadata=metadata)
         result: JSON = self._post_message(conversation_id, content, message_type, metadata)

@@ -145,7 +145,8 @@ def error_from_response(response: httpx.Response) -> ChatAgentError:
     else:
         # Not the envelope: a proxy's page, or a server that is not ChatAgent at this URL.
         code = f"HTTP_{response.status_code}"
-        message = response.text.strip()[:300] or response.reason_phrase
+        said = body.get("detail") or body.get("message") if isinstance(body, dict) else None
+        message = said if isinstance(said, str) else response.text.strip()[:300] or response.reason_phrase
         details = {}
     return _build(response.status_code, code, message, details, request_id, _retry_after(response.headers))
 
