@@ -92,7 +92,7 @@ class AsyncChatAgentClient:
                 files=call.files,
                 headers=self._credentials.headers(call),
             )
-        except httpx.TransportError as error:
+        except httpx.RequestError as error:
             raise connection_error(error, url) from error
 
     async def _log_in(self, stale: str | None) -> None:

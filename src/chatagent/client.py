@@ -89,7 +89,7 @@ class ChatAgentClient:
                 files=call.files,
                 headers=self._credentials.headers(call),
             )
-        except httpx.TransportError as error:
+        except httpx.RequestError as error:
             raise connection_error(error, url) from error
 
     def _log_in(self) -> None:

@@ -183,7 +183,7 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     return None
 
 
-def connection_error(error: httpx.TransportError | OSError, url: str) -> APIConnectionError:
+def connection_error(error: httpx.RequestError | OSError, url: str) -> APIConnectionError:
     """A network failure, said plainly, with the httpx or socket error as its cause."""
     if isinstance(error, httpx.TimeoutException | TimeoutError):
         return APITimeoutError(f"{url} did not answer in time ({error.__class__.__name__})", code="TIMEOUT")

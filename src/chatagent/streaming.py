@@ -84,21 +84,26 @@ def closed_early(closed: ConnectionClosed) -> ChatAgentError:
     return APIConnectionError(message, code="CONNECTION_CLOSED", details={"close_code": code})
 
 
-def refused_upgrade(error: InvalidStatus) -> ChatAgentError:
-    """An HTTP answer instead of a WebSocket (a proxy, a route that does not exist)."""
-    response = error.response
-    return error_from_response(
-        httpx.Response(
-            response.status_code, headers=list(response.headers.raw_items()), content=response.body
-        )
+def refused_upgrade(error: InvalidStatus, url: str) -> ChatAgentError:
+    """An HTTP answer instead of a WebSocket (a proxy, a wrong base URL)."""
+    answer = error.response
+    response = httpx.Response(
+        answer.status_code, headers=list(answer.headers.raw_items()), content=bytes(answer.body or b"")
     )
+    response.read()
+    refused = error_from_response(response)
+    if refused.code == f"HTTP_{answer.status_code}":  # not ChatAgent's envelope: say where
+        said = refused.message
+        refused.message = f"{url} answered HTTP {answer.status_code} instead of a WebSocket: {said}"
+        refused.args = (refused.message,)
+    return refused
 
 
 def _opening_error(error: Exception, url: str) -> ChatAgentError:
     if isinstance(error, InvalidStatus):
-        return refused_upgrade(error)
+        return refused_upgrade(error, url)
     if isinstance(error, InvalidURI):
-        return ChatAgentError(f"not a WebSocket URL: {error}", code="INVALID_URL")
+        return ChatAgentError(f"not a WebSocket URL: {url}", code="INVALID_URL")
     if isinstance(error, OSError):
         return connection_error(error, url)
     return APIConnectionError(f"could not open a WebSocket to {url}: {error}", code="CONNECTION_ERROR")
@@ -127,7 +132,7 @@ class MessageStream:
         """Sends the message and waits for the reply to begin, so that a refusal (a bad token,
         a conversation not found, a model not available) is raised here, not while iterating."""
         try:
-            socket = connect_sync(url, open_timeout=timeouts.connect, close_timeout=timeouts.write)
+            socket = connect_sync(url, open_timeout=timeouts.connect, close_timeout=timeouts.connect)
         except (OSError, WebSocketException) as error:
             raise _opening_error(error, _public(url)) from error
         stream = cls(socket, timeouts.read)
@@ -205,7 +210,7 @@ class AsyncMessageStream:
     async def open(cls, url: str, frame: str, timeouts: httpx.Timeout) -> "AsyncMessageStream":
         """Sends the message and waits for the reply to begin (see MessageStream.open)."""
         try:
-            socket = await connect_async(url, open_timeout=timeouts.connect, close_timeout=timeouts.write)
+            socket = await connect_async(url, open_timeout=timeouts.connect, close_timeout=timeouts.connect)
         except (OSError, TimeoutError, WebSocketException) as error:
             raise _opening_error(error, _public(url)) from error
         stream = cls(socket, timeouts.read)

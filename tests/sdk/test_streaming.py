@@ -7,13 +7,16 @@ import time
 import pytest
 
 from chatagent import (
+    APIConnectionError,
     AuthenticationError,
     ChatAgentClient,
+    ChatAgentError,
     MessageStream,
     NotFoundError,
     ServerError,
     ValidationError,
 )
+from tests.live_server import free_port
 from tests.sdk.conftest import PASSWORD, new_conversation, signed_up
 
 
@@ -100,3 +103,21 @@ def test_leaving_a_stream_early_stops_the_bot_which_keeps_the_partial_reply(alic
     assert reply["metadata"]["partial"] is True
     assert reply["content"].startswith("".join(received))
     assert reply["metadata"]["usage"]["completion_tokens"] < 400
+
+
+def test_a_socket_that_cannot_open_is_a_clear_error(alice: ChatAgentClient, server: str) -> None:
+    conversation_id = new_conversation(alice)
+    closed_port = f"http://127.0.0.1:{free_port()}/api/v1"
+
+    with ChatAgentClient(f"http://{server}/api/v9", alice.access_token) as wrong_path:
+        with pytest.raises(ChatAgentError) as refused:
+            wrong_path.conversations.stream_message(conversation_id, "Hello?")
+    with ChatAgentClient(closed_port, alice.access_token) as nobody:
+        with pytest.raises(APIConnectionError) as away:
+            nobody.conversations.stream_message(conversation_id, "Hello?")
+
+    assert refused.value.status_code == 403  # how Starlette refuses a socket on no route
+    assert f"ws://{server}/api/v9/ws/conversations/{conversation_id} answered HTTP 403" in str(refused.value)
+    assert alice.access_token not in str(refused.value)
+    assert away.value.code == "CONNECTION_ERROR" and "127.0.0.1" in str(away.value)
+    assert alice.access_token not in str(away.value)
