@@ -37,6 +37,7 @@ def test_both_clients_offer_the_same_resources_and_methods() -> None:
         for name, signature in sync_methods.items():
             assert list(signature.parameters) == list(async_methods[name].parameters), (resource, name)
     sync.close()
+    asyncio.run(asynchronous.aclose())
 
 
 @pytest.fixture

@@ -34,6 +34,8 @@ def test_a_wrong_token_is_an_authentication_error_with_the_envelope(base_url: st
 
 def test_a_read_only_key_creating_a_bot_is_permission_denied(alice: ChatAgentClient) -> None:
     key = alice.auth.create_api_key("reader", scopes=["bots:read"])
+    listed = alice.auth.list_api_keys()
+    assert [(item["id"], item["scopes"]) for item in listed["api_keys"]] == [(key["id"], ["bots:read"])]
 
     with ChatAgentClient(alice.base_url, key["key"]) as reader:
         assert reader.bots.list()["total"] == 0
