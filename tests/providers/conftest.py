@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -85,13 +86,22 @@ async def collect(
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """llama-cpp-python's OpenAI-compatible server on a free port; yields its /v1 base URL."""
+    with running_llama_server(tmp_path_factory.mktemp("llama")) as base_url:
+        yield base_url
+
+
+@contextmanager
+def running_llama_server(folder: Path, alias: str = "local-test", context_tokens: int = 512) -> Iterator[str]:
+    """llama-cpp-python's OpenAI-compatible server running the smallest packaged chat model
+    under the name `alias` (it answers to any model name), with LLAMA_KEY as its API key and
+    its log in `folder`; yields its /v1 base URL and stops it on exit."""
     path = _packaged_model()
     port = free_port()
-    log = tmp_path_factory.mktemp("llama") / "server.log"
+    log = folder / "server.log"
     command = [
         sys.executable, "-m", "tests.providers.llama_server",
-        "--model", str(path), "--model_alias", "local-test",
-        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "512", "--n_threads", "2",
+        "--model", str(path), "--model_alias", alias,
+        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(context_tokens), "--n_threads", "2",
         "--api_key", LLAMA_KEY,
     ]  # fmt: skip
     with log.open("wb") as output:
