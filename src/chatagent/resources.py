@@ -261,6 +261,13 @@ class Plugins(Resource[Result]):
         sent = {"config": dict(config or {}), "enabled": enabled}
         return self._send(Call("POST", f"/bots/{_segment(bot_id)}/plugins/{_segment(plugin_id)}", json=sent))
 
+    def list(self, bot_id: str) -> Result:
+        """The bot's plugins, on and off, with their settings (keys masked)."""
+        return self._send(Call("GET", f"/bots/{_segment(bot_id)}/plugins"))
+
+    def uninstall(self, bot_id: str, plugin_id: str) -> Result:
+        return self._send(Call("DELETE", f"/bots/{_segment(bot_id)}/plugins/{_segment(plugin_id)}"))
+
 
 class Monitoring(Resource[Result]):
     def metrics(self) -> Result:

@@ -151,3 +151,22 @@ def test_a_reply_slower_than_the_timeout_is_a_timeout_error(alice: ChatAgentClie
 def test_tertulia_sdk_is_the_same_sdk() -> None:
     assert tertulia.sdk.ChatAgentClient is ChatAgentClient
     assert set(tertulia.sdk.__all__) == set(__import__("chatagent").__all__)
+
+
+def test_plugins_are_listed_installed_and_used_through_the_sdk(alice: ChatAgentClient) -> None:
+    from chatagent import NotFoundError
+
+    available = {plugin["id"] for plugin in alice.plugins.available()["plugins"]}
+    assert {"calculator", "weather"} <= available
+    bot = alice.bots.create(name="Sums", llm_config={"temperature": 0.0, "max_tokens": 48})
+
+    installed = alice.plugins.install(bot["id"], "calculator")
+
+    assert installed["enabled"] is True and alice.plugins.list(bot["id"])["total"] == 1
+    conversation = alice.conversations.create(bot_id=bot["id"])
+    reply = alice.conversations.send_message(conversation["id"], "How much is 17 times 23?")["bot_response"]
+    assert reply["metadata"]["tool_calls"][0]["result"]["result"] == "391"
+    alice.plugins.uninstall(bot["id"], "calculator")
+    assert alice.plugins.list(bot["id"])["plugins"] == []
+    with pytest.raises(NotFoundError):
+        alice.plugins.install(bot["id"], "telepathy")
