@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -51,6 +52,9 @@ class Script:
     retry_after: float = 1.0  # seconds a 429 asks the client to wait
     stall: float = 5.0  # seconds "slow" and "stall" keep the client waiting
     pause: float = 0.0  # seconds before each frame of a reply, as a model takes to make a token
+    # OpenAI only: the function a non-streamed request offering `tools` is answered with
+    # (name, arguments); None answers it with `reply` as text.
+    tool_call: tuple[str, dict[str, Any]] | None = None
 
 
 @dataclass
@@ -447,8 +451,21 @@ class OpenAI:
                 "assistant",
             ):
                 found.append(f"Invalid value for 'messages[{index}].role'")
-        if body.get("stream") is not True:
-            found.append("this stand-in serves streamed replies only")
+        if body.get("stream") is not True and not body.get("tools"):
+            found.append("this stand-in serves streamed replies only (or, offering tools, one whole)")
+        for index, tool in enumerate(body.get("tools") or []):
+            function = tool.get("function") if isinstance(tool, dict) else None
+            if (
+                not isinstance(function, dict)
+                or tool.get("type") != "function"
+                or not re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", str(function.get("name")))
+                or not isinstance(function.get("parameters", {}), dict)
+            ):
+                found.append(
+                    f"Invalid 'tools[{index}]': a function with a name matching ^[a-zA-Z0-9_-]{{1,64}}$"
+                )
+        if body.get("tool_choice") not in (None, "auto", "none", "required"):
+            found.append("Invalid value for 'tool_choice'")
         if "stream_options" in body and not isinstance(body["stream_options"], dict):
             found.append("Invalid type for 'stream_options'")
         return found
@@ -468,6 +485,43 @@ class OpenAI:
         frames.append(self._chunk(model, [], usage))
         frames.append(b"data: [DONE]\n\n")
         return frames
+
+    def completion(self, model: str, script: Script) -> Reply:
+        """A whole chat.completion: the scripted tool call, or the scripted reply as text."""
+        prompt, completion = script.usage
+        message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
+        if script.tool_call is not None:
+            name, arguments = script.tool_call
+            message["tool_calls"] = [
+                {
+                    "id": "call_StandIn1",
+                    "type": "function",
+                    "function": {"name": name, "arguments": json.dumps(arguments)},
+                }
+            ]
+        else:
+            message["content"] = "".join(script.reply)
+        body = {
+            "id": "chatcmpl-StandIn",
+            "object": "chat.completion",
+            "created": 1_700_000_000,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": "tool_calls" if script.tool_call is not None else "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            },
+            "system_fingerprint": "fp_standin",
+        }
+        return 200, {"content-type": "application/json"}, json.dumps(body).encode()
 
     def error_frame(self) -> bytes:
         error = {"message": "The server had an error while processing your request.", "type": "server_error"}
@@ -601,6 +655,9 @@ class StandIn:
             return
         if dialect.is_embedding(path):
             await _send(send, dialect.embeddings(path, body))
+            return
+        if isinstance(dialect, OpenAI) and body.get("stream") is not True:
+            await _send(send, dialect.completion(model, script))
             return
         await self._stream(dialect, model, script, send, gone)
 

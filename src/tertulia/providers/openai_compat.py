@@ -41,7 +41,37 @@ class OpenAICompatibleChat(RemoteChatModel):
         super().__init__(model_id, context_tokens)
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._headers = _headers(api_key, "text/event-stream")
+        self._json_headers = _headers(api_key, "application/json")
         self._endpoint = RemoteEndpoint(PROVIDER, model_id, api_key, client, retry)
+
+    async def call_tool(
+        self, turns: Sequence[ChatTurn], functions: Sequence[dict[str, Any]]
+    ) -> tuple[tuple[str, str] | None, Usage | None]:
+        """Native tool calling: one whole (non-streamed) reply to `turns` offering
+        `functions` ({name, description, parameters}); the first call the model made, as its
+        name and its arguments' JSON text, or None when it answered in words instead."""
+        body = {
+            "model": self.model_id,
+            "messages": [{"role": turn.role, "content": turn.content} for turn in turns],
+            "tools": [{"type": "function", "function": dict(function)} for function in functions],
+            "tool_choice": "auto",
+            "temperature": 0,
+        }
+        endpoint = self._endpoint
+        reply = await endpoint.post_json(self._url, self._json_headers, body)
+        try:
+            message = reply["choices"][0]["message"]
+            calls = message.get("tool_calls") or []
+            reported = reply.get("usage")
+            usage = None
+            if reported:
+                usage = Usage(int(reported["prompt_tokens"]), int(reported["completion_tokens"]))
+            if not calls:
+                return None, usage
+            function = calls[0]["function"]
+            return (str(function["name"]), str(function.get("arguments") or "{}")), usage
+        except (AttributeError, TypeError, KeyError, IndexError, ValueError):
+            raise endpoint.malformed("a reply that is not a chat.completion") from None
 
     def _body(self, turns: Sequence[ChatTurn], sampling: Sampling) -> dict[str, Any]:
         # top_k is not part of OpenAI's API (OpenAI itself rejects it), so it is not sent.

@@ -206,3 +206,43 @@ async def test_the_websocket_shows_the_tool_call_and_its_result_before_the_answe
     assert call["tool_call"]["name"] == "calculator"
     assert result["id"] == call["tool_call"]["id"] and result["result"]["result"] == "391"
     assert "391" in frames[-1]["full_content"]
+
+
+async def test_a_provider_with_native_tool_calling_is_offered_the_bots_tools_and_picks_one(
+    client, alice, standin
+) -> None:
+    from tests.providers.standins import API_KEY
+
+    configured = await client.put(
+        "/api/v1/providers/openai-compatible",
+        headers=alice.headers,
+        json={"api_key": API_KEY, "base_url": standin.url + "/v1"},
+    )
+    assert configured.status_code == 200, configured.text
+    standin.script.tool_call = ("calculator", {"expression": "17 * 23"})
+    standin.script.reply = ("17 times 23 is 391.",)
+    conversation_id = await new_conversation(
+        client,
+        alice,
+        plugins=["calculator", "weather"],
+        llm_config={"provider": "openai-compatible", "model": "gpt-standin"},
+    )
+
+    response = await ask(client, alice, conversation_id, "How much is seventeen times twenty-three?")
+
+    assert response.status_code == 200, response.text
+    reply = response.json()["bot_response"]
+    assert reply["content"] == "17 times 23 is 391."
+    [call] = reply["metadata"]["tool_calls"]
+    assert (call["name"], call["arguments"], call["result"]["result"]) == (
+        "calculator",
+        {"expression": "17 * 23"},
+        "391",
+    )
+    offered, answered = [
+        request.body for request in standin.received if request.path == "/v1/chat/completions"
+    ]
+    # Natively, every tool of the bot is offered (no words needed), and the model decides.
+    assert [tool["function"]["name"] for tool in offered["tools"]] == ["calculator", "weather"]
+    assert offered["tools"][0]["function"]["parameters"]["required"] == ["expression"]
+    assert answered["stream"] is True and "391" in answered["messages"][-1]["content"]

@@ -1,7 +1,9 @@
 """How the chat engine uses a bot's tools: ask the model for one call, check its arguments,
 run it, and hand the result back for the answer.
 
-Two ways to ask, by what the model can do:
+Three ways to ask, by what the model can do:
+- a provider with native tool calling (OpenAI-compatible servers, `call_tool`) is offered
+  every tool of the bot and decides itself;
 - a model that writes constrained JSON (the local one, `structured`) is offered only the
   tools a question plausibly needs (each tool's `asked_by` words), and a grammar made from
   the tools' schemas makes its call always parseable (measured with Qwen 0.5B: without it
@@ -106,6 +108,9 @@ def _read_call(text: str, tools: list[Tool]) -> ToolCall | None:
 
 async def plan(model: ChatModel, tools: list[Tool], question: str) -> tuple[ToolCall | None, Usage]:
     """The one tool call the model makes for `question`, if any, and what asking cost."""
+    native = getattr(model, "call_tool", None)
+    if native is not None:
+        return await _plan_natively(model, native, tools, question)
     candidates = offered(tools, question)
     if not candidates:
         return None, Usage(0, 0)
@@ -122,6 +127,30 @@ async def plan(model: ChatModel, tools: list[Tool], question: str) -> tuple[Tool
         text = "".join(pieces)
     usage = Usage(prompt_tokens, await model.count_tokens(text))
     return _read_call(text, candidates), usage
+
+
+async def _plan_natively(
+    model: ChatModel, native: Any, tools: list[Tool], question: str
+) -> tuple[ToolCall | None, Usage]:
+    """A provider with tool calling of its own is offered every tool and decides itself."""
+    functions = [
+        {"name": tool.spec.id, "description": tool.spec.description, "parameters": tool.spec.parameters}
+        for tool in tools
+    ]
+    made, reported = await native([ChatTurn("user", question)], functions)
+    usage = reported or Usage(await model.count_prompt_tokens([ChatTurn("user", question)]), 0)
+    if made is None:
+        return None, usage
+    name, arguments = made
+    text = json.dumps({"tool": name, "arguments": _json_or_none(arguments)})
+    return _read_call(text, tools), usage
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text, strict=False)
+    except ValueError:
+        return None
 
 
 async def run(call: ToolCall, tool: Tool, context: ToolContext) -> ToolOutcome:
