@@ -140,9 +140,13 @@ class MediaService:
             metadata = {"source": "multimodal", "media_type": processed.kind}
             if processed.kind in ("document", "spreadsheet"):
                 # The file itself: ingestion keeps its pages, headings and sheets.
-                document = documents.Upload("file", processed.name, upload.data, upload.media_type, metadata)
+                document = documents.Upload(
+                    "file", processed.name, upload.data, upload.media_type, metadata=metadata
+                )
             elif text:
-                document = documents.Upload("text", processed.name, text.encode(), "text/plain", metadata)
+                document = documents.Upload(
+                    "text", processed.name, text.encode(), "text/plain", metadata=metadata
+                )
             else:
                 delivery["knowledge_skipped"] = "no text was found in the file"
                 return delivery
