@@ -21,6 +21,14 @@ PROBE_TIMEOUT_SECONDS = 30
 DECODE_SECONDS_PER_MEDIA_SECOND = 0.5
 DECODE_MIN_TIMEOUT_SECONDS = 60
 FRAME_LONG_SIDE = 1280  # key frames are scaled down to this (OCR and faces need no more)
+# An upload is read as a plain media file only: no playlist or concat demuxer that would
+# make ffmpeg open other files or URLs a hostile file names, and no protocol but the file.
+READ_ONLY_THE_FILE = [
+    "-protocol_whitelist",
+    "file",
+    "-format_whitelist",
+    "mov,mp4,matroska,webm,wav,avi,mp3,flac,ogg,mpeg,aac",
+]
 
 
 def tools_available() -> bool:
@@ -79,6 +87,7 @@ def probe(path: Path, name: str) -> Probe:
             "json",
             "-show_format",
             "-show_streams",
+            *READ_ONLY_THE_FILE,
             str(path),
         ],
         PROBE_TIMEOUT_SECONDS,
@@ -165,6 +174,7 @@ def speech_pcm(path: Path, name: str, max_seconds: float) -> bytes:
             "-nostdin",
             "-v",
             "error",
+            *READ_ONLY_THE_FILE,
             "-i",
             str(path),
             "-vn",
@@ -206,6 +216,7 @@ def key_frames(path: Path, name: str, count: int, duration: float | None, max_se
             "error",
             "-skip_frame",
             "nokey",
+            *READ_ONLY_THE_FILE,
             "-i",
             str(path),
             "-an",

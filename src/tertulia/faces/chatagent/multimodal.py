@@ -9,7 +9,6 @@ from fastapi import APIRouter, File, Form, Response, UploadFile, status
 from pydantic import ValidationError
 
 from tertulia.core.errors import Invalid, NotFound, PayloadTooLarge
-from tertulia.core.knowledge import documents
 from tertulia.core.media import Destinations, MediaOptions, MediaUpload
 from tertulia.core.media import files as media_files
 from tertulia.core.media.service import file_record
@@ -126,7 +125,9 @@ async def batch_process(
     job = await runtime.media.queue_batch(
         session, principal, uploads, media_options, destinations, runtime.jobs
     )
-    job = await documents.finished_job(session, principal, job.id, runtime.settings.media_batch_wait_seconds)
+    job = await runtime.media.wait_for_batch(
+        session, principal, job, runtime.settings.media_batch_wait_seconds
+    )
     results = batch_results(job.result)
     failed = sum(1 for result in results if isinstance(result, MultimodalFailure))
     if job.status not in ("done", "failed"):
