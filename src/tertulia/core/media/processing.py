@@ -12,6 +12,7 @@ to core.media.service, which keeps the files and sends the text where it was ask
 Each heavy step runs in a worker thread, at most `concurrency` at a time in this process.
 """
 
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -256,8 +257,9 @@ class MediaProcessor:
                 "audio and video need ffmpeg, which is not installed on this server", subsystem="media"
             )
         limits = self.limits
-        with tempfile.TemporaryDirectory(prefix="tertulia-media-") as folder:
-            path = Path(folder) / ("input" + (PurePath(name).suffix[:16] or ".bin"))
+        folder = Path(await anyio.to_thread.run_sync(lambda: tempfile.mkdtemp(prefix="tertulia-media-")))
+        try:
+            path = folder / ("input" + (PurePath(name).suffix[:16] or ".bin"))
             await anyio.Path(path).write_bytes(data)
             found = await self._in_thread(lambda: av.probe(path, name))
             av.check_limits(found, name, limits.max_duration_seconds, limits.max_pixels)
@@ -292,6 +294,8 @@ class MediaProcessor:
                     if found.duration is None:
                         metadata["duration"] = round(len(pcm) / 2 / SPEECH_SAMPLE_RATE, 3)
                     texts.insert(0, transcript.text)
+        finally:
+            await anyio.to_thread.run_sync(lambda: shutil.rmtree(folder, ignore_errors=True))
         content = "\n\n".join(text for text in texts if text)
         return Processed(name, found.kind, content, metadata, made)
 
