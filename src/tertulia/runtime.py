@@ -5,6 +5,8 @@ what a worker process holds to run jobs."""
 import time
 from dataclasses import dataclass, field
 
+import anyio
+
 from tertulia import __version__
 from tertulia.core.accounts import signing_secret
 from tertulia.core.chat import ChatEngine
@@ -14,9 +16,19 @@ from tertulia.core.knowledge.ingest import IngestLimits, Ingestor
 from tertulia.core.knowledge.query_cache import query_vectors
 from tertulia.core.knowledge.retrieval import Retriever
 from tertulia.core.knowledge.vectors import VectorIndex
+from tertulia.core.media import JOB_KIND as MEDIA_JOB
+from tertulia.core.media import (
+    MediaBatches,
+    MediaLimits,
+    MediaProcessor,
+    MediaService,
+    MediaSettings,
+    find_tools,
+)
 from tertulia.core.ratelimit import RateLimiter
 from tertulia.jobs import Handler, InlineJobs, JobRunner
 from tertulia.providers.registry import ModelRegistry
+from tertulia.providers.speech import transcriber_for
 from tertulia.settings import Settings
 from tertulia.store import pgvector
 from tertulia.store.chroma import ChromaStore
@@ -37,6 +49,7 @@ class Runtime:
     jobs: JobRunner
     events: ConversationEvents
     replies_database: Database
+    media: MediaService
     version: str = __version__
     started_at: float = field(default_factory=time.monotonic)
 
@@ -46,6 +59,7 @@ class Runtime:
 
     async def close(self) -> None:
         await self.jobs.stop()
+        await self.media.close()
         await self.events.close()
         await self.rate_limiter.close()
         await self.retriever.close()
@@ -63,8 +77,12 @@ class WorkerRuntime:
     models: ModelRegistry
     vectors: VectorIndex
     handlers: dict[str, Handler]
+    media: MediaService
+    jobs: JobRunner  # what its jobs submit further jobs to (a batch's ingestion)
 
     async def close(self) -> None:
+        await self.jobs.stop()
+        await self.media.close()
         self.vectors.close()
         await self.models.close()
         await self.database.dispose()
@@ -94,8 +112,29 @@ async def _vector_index(settings: Settings, database: Database) -> VectorIndex:
     )
 
 
+async def _media_service(settings: Settings) -> MediaService:
+    """Multimodal processing, with the tools this machine has (looked for once, in a thread)."""
+    tools = await anyio.to_thread.run_sync(find_tools, transcriber_for(settings))
+    limits = MediaLimits(
+        max_bytes=settings.max_upload_bytes,
+        max_unpacked_bytes=settings.max_unpacked_bytes,
+        max_pixels=settings.media_max_pixels,
+        max_duration_seconds=settings.media_max_duration_seconds,
+        max_pages=settings.media_max_pages,
+        max_frames=settings.media_max_frames,
+    )
+    processor = MediaProcessor(limits, tools, settings.ocr_languages, settings.media_concurrency)
+    return MediaService(
+        processor,
+        MediaSettings(
+            retention_seconds=settings.media_file_retention_seconds,
+            batch_max_files=settings.media_batch_max_files,
+        ),
+    )
+
+
 def _job_handlers(
-    settings: Settings, database: Database, models: ModelRegistry, vectors: VectorIndex
+    settings: Settings, database: Database, models: ModelRegistry, vectors: VectorIndex, media: MediaService
 ) -> dict[str, Handler]:
     limits = IngestLimits(
         max_bytes=settings.max_upload_bytes,
@@ -105,14 +144,26 @@ def _job_handlers(
         ),
         allow_private_urls=settings.allow_private_urls,
     )
-    return {"ingest": Ingestor(database, models, vectors, limits)}
+    return {"ingest": Ingestor(database, models, vectors, limits), MEDIA_JOB: MediaBatches(database, media)}
+
+
+def _submit_to(handlers: dict[str, Handler], jobs: JobRunner) -> None:
+    batches = handlers[MEDIA_JOB]
+    assert isinstance(batches, MediaBatches)
+    batches.submit_to(jobs)
 
 
 async def start_worker_runtime(settings: Settings) -> WorkerRuntime:
+    from tertulia.jobs.celery_app import CeleryJobs  # a worker is a Celery worker
+
     database, _secret = await _open_database(settings)
     models = ModelRegistry(settings)
     vectors = await _vector_index(settings, database)
-    return WorkerRuntime(database, models, vectors, _job_handlers(settings, database, models, vectors))
+    media = await _media_service(settings)
+    handlers = _job_handlers(settings, database, models, vectors, media)
+    jobs = CeleryJobs(database, settings)
+    _submit_to(handlers, jobs)
+    return WorkerRuntime(database, models, vectors, handlers, media, jobs)
 
 
 async def start_runtime(settings: Settings) -> Runtime:
@@ -151,19 +202,18 @@ async def start_runtime(settings: Settings) -> Runtime:
         }
     }
     chat = ChatEngine(replies, models, settings.token_quota, retriever, tool_options)
+    media = await _media_service(settings)
     jobs: JobRunner
     if settings.jobs == "celery":
         from tertulia.jobs.celery_app import CeleryJobs  # Celery is an optional extra (`scale`)
 
         jobs = CeleryJobs(database, settings)
     else:
-        jobs = InlineJobs(
-            database,
-            _job_handlers(settings, database, models, vectors),
-            concurrency=settings.ingest_concurrency,
-        )
+        handlers = _job_handlers(settings, database, models, vectors, media)
+        jobs = InlineJobs(database, handlers, concurrency=settings.ingest_concurrency)
+        _submit_to(handlers, jobs)
     runtime = Runtime(
-        settings, database, limiter, secret, models, chat, retriever, vectors, jobs, events, replies
+        settings, database, limiter, secret, models, chat, retriever, vectors, jobs, events, replies, media
     )
     await events.start()
     await jobs.start()

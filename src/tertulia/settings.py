@@ -116,6 +116,32 @@ class Settings(BaseSettings):
     chroma_path: Path | None = None
     chroma_timeout_seconds: float = Field(default=30.0, gt=0)
 
+    # Multimodal processing (ChatAgent /multimodal; needs tertulia[media] and, for OCR, audio
+    # and video, Debian's tesseract-ocr and ffmpeg). A file may weigh max_upload_bytes; these
+    # bound what it may unpack to, so a small file cannot make the server decode a huge one.
+    media_max_pixels: int = Field(default=40_000_000, ge=1)  # an image's width × height
+    media_max_duration_seconds: float = Field(default=600.0, gt=0)  # audio and video
+    media_max_pages: int = Field(default=300, ge=1)  # PDF pages
+    media_max_frames: int = Field(default=10, ge=1, le=100)  # key frames taken from a video
+    # Files and processing steps run at once (each takes a CPU core while it runs).
+    media_concurrency: int = Field(default=2, ge=1, le=32)
+    # Tesseract languages read by OCR unless a request names others (those installed only).
+    ocr_languages: list[str] = Field(default_factory=lambda: ["spa", "chi_sim", "eng"])
+    # How long files made by processing (resized images, thumbnails, video frames) can be
+    # downloaded before they are removed.
+    media_file_retention_seconds: int = Field(default=24 * 3600, ge=60)
+    media_batch_max_files: int = Field(default=20, ge=1, le=500)
+    # /multimodal/batch-process waits this long for its job, then answers 202 with the job.
+    media_batch_wait_seconds: float = Field(default=30.0, ge=0)
+    # Speech to text: an OpenAI-compatible /audio/transcriptions server (base URL ending in
+    # /v1), else the packaged Whisper base model run locally (faster-whisper), else none.
+    transcription_base_url: str | None = None
+    transcription_api_key: SecretStr | None = None
+    transcription_model: str = "whisper-1"
+    # Off: the packaged Whisper model is not used even when installed (it takes ~340 MB of RAM).
+    local_transcription: bool = True
+    transcription_threads: int = Field(default_factory=lambda: min(os.cpu_count() or 1, 4), ge=1)
+
     @field_validator("secret_key")
     @classmethod
     def _secret_is_strong(cls, value: SecretStr | None) -> SecretStr | None:

@@ -99,9 +99,11 @@ def test_nginx_accepts_the_configuration() -> None:
     assert "syntax is ok" in checked.stderr
 
 
-def test_the_image_installs_the_local_and_scale_extras_and_runs_tertulia() -> None:
+def test_the_image_installs_the_local_scale_and_media_extras_and_runs_tertulia() -> None:
     dockerfile = (REPOSITORY / "Dockerfile").read_text()
     assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
-    assert "pip install --no-cache-dir '.[local,scale]'" in dockerfile
+    assert "pip install --no-cache-dir '.[local,scale,media]'" in dockerfile
+    for package in ("tesseract-ocr-spa", "tesseract-ocr-chi-sim", "ffmpeg"):  # what /multimodal runs
+        assert package in dockerfile
     assert 'ENTRYPOINT ["tertulia"]' in dockerfile
     assert compose()["x-api"]["build"] == {"context": "..", "dockerfile": "Dockerfile"}

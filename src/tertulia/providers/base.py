@@ -1,5 +1,7 @@
 """The protocols every model backend implements, and the values they exchange."""
 
+import io
+import wave
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -108,3 +110,36 @@ class Reranker(Protocol):
     async def rerank(self, query: str, passages: Sequence[str]) -> list[float]:
         """One relevance score per passage, higher is better."""
         ...
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    language: str | None = None  # as the model detected it, or as it was told
+    duration: float | None = None  # seconds of audio heard
+
+
+SPEECH_SAMPLE_RATE = 16_000
+
+
+def pcm_as_wav(pcm: bytes) -> bytes:
+    """Speech audio (16-bit mono PCM at 16 kHz) in a WAV container, which every API accepts."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(SPEECH_SAMPLE_RATE)
+        writer.writeframes(pcm)
+    return out.getvalue()
+
+
+class Transcriber(Protocol):
+    """Speech to text. The audio comes as 16-bit little-endian mono PCM at 16 kHz, what every
+    speech model reads; decoding and resampling are the caller's (ffmpeg's) job."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    async def transcribe(self, pcm: bytes, language: str | None) -> Transcript: ...
+
+    async def close(self) -> None: ...

@@ -78,14 +78,21 @@ class RemoteEndpoint:
         # Some providers say how long to wait in the error body rather than in Retry-After.
         self._retry_hint = retry_hint or (lambda body: None)
 
-    async def open(self, url: str, headers: dict[str, str], body: dict[str, Any]) -> httpx.Response:
+    async def open(
+        self, url: str, headers: dict[str, str], body: dict[str, Any], files: dict[str, Any] | None = None
+    ) -> httpx.Response:
         """POSTs `body` and returns the open (streaming) response once it answered 2xx.
+
+        `body` goes as JSON, or, with `files`, as the form fields of a multipart upload.
 
         Rate limits, server errors, refused connections and timeouts are tried again, up
         to the policy's attempts, honouring `Retry-After`. Nothing of the body has been read
         yet, so a retry can never repeat a piece of a reply.
         """
-        request = self._client.build_request("POST", url, headers=headers, json=body)
+        if files is None:
+            request = self._client.build_request("POST", url, headers=headers, json=body)
+        else:
+            request = self._client.build_request("POST", url, headers=headers, data=body, files=files)
         for attempt in range(1, self._retry.attempts + 1):
             last = attempt == self._retry.attempts
             try:
@@ -118,9 +125,11 @@ class RemoteEndpoint:
             await asyncio.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def post_json(self, url: str, headers: dict[str, str], body: dict[str, Any]) -> Any:
+    async def post_json(
+        self, url: str, headers: dict[str, str], body: dict[str, Any], files: dict[str, Any] | None = None
+    ) -> Any:
         """A whole (non-streamed) JSON reply, with the same retries and errors as `open`."""
-        response = await self.open(url, headers, body)
+        response = await self.open(url, headers, body, files)
         try:
             content = await response.aread()
         except httpx.RequestError as error:

@@ -335,8 +335,8 @@ class Chunk(Base):
 
 
 class Job(Base):
-    """Background work (ingesting a document) and how far it got; the source of truth for
-    its status whichever runner executes it."""
+    """Background work (ingesting a document, processing a batch of media) and how far it got;
+    the source of truth for its status whichever runner executes it."""
 
     __tablename__ = "jobs"
     __table_args__ = (Index("ix_jobs_status_created", "status", "created_at"),)
@@ -355,6 +355,7 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     payload: Mapped[bytes | None] = mapped_column(LargeBinary)  # the upload, dropped when done
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # what it made (a media batch's results)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
@@ -481,3 +482,23 @@ class BotPlugin(Timestamps, Base):
     bot_id: Mapped[str] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"))
     plugin_id: Mapped[str] = mapped_column(String(64))
     config: Mapped[str] = mapped_column(Sealed)  # JSON text
+
+
+class MediaFile(Base):
+    """A file multimodal processing made (a resized image, a thumbnail, a video frame), kept
+    for its owner to download until `expires_at`; its bytes live in the database, so every
+    API process serves them alike, and are loaded only when asked for."""
+
+    __tablename__ = "media_files"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("mf"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    # The bot a bot-bound key made it for: such a key reaches only its own files.
+    bot_id: Mapped[str | None] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(255))
+    media_type: Mapped[str] = mapped_column(String(128))
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    source_name: Mapped[str] = mapped_column(String(512), default="")  # the upload it was made from
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -2,11 +2,20 @@
 
 from fastapi import APIRouter
 
-from tertulia.faces.chatagent import auth, bots, conversations, knowledge, models, plugins, websocket
+from tertulia.faces.chatagent import (
+    auth,
+    bots,
+    conversations,
+    knowledge,
+    models,
+    multimodal,
+    plugins,
+    websocket,
+)
 from tertulia.faces.chatagent.errors import dialect
 
 router = APIRouter(prefix="/api/v1")
-for module in (auth, bots, conversations, knowledge, models, plugins, websocket):
+for module in (auth, bots, conversations, knowledge, models, multimodal, plugins, websocket):
     router.include_router(module.router)
 router.include_router(knowledge.jobs_router)
 

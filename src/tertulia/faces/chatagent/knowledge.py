@@ -12,8 +12,10 @@ from tertulia.core.catalog import ModelChoice
 from tertulia.core.errors import Invalid
 from tertulia.core.knowledge import bases, documents
 from tertulia.core.knowledge.retrieval import Query
+from tertulia.core.media import JOB_KIND as MEDIA_JOB
 from tertulia.faces.chatagent.bots import Limit, Offset
 from tertulia.faces.chatagent.deps import CurrentPrincipal
+from tertulia.faces.chatagent.media_public import batch_results
 from tertulia.faces.chatagent.schemas import (
     DocumentAccepted,
     DocumentPublic,
@@ -97,7 +99,12 @@ async def delete_knowledge_base(
 
 
 def job_public(job: Job) -> JobPublic:
-    return JobPublic.model_validate(job, from_attributes=True)
+    public = JobPublic.model_validate(job, from_attributes=True)
+    if job.kind == MEDIA_JOB:  # a multimodal batch: its results, as /batch-process shows them
+        public.result = {"results": [item.model_dump(mode="json") for item in batch_results(job.result)]}
+    else:
+        public.result = None
+    return public
 
 
 def document_public(document: Document) -> DocumentPublic:

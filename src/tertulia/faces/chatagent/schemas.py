@@ -323,6 +323,9 @@ class JobPublic(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    result: dict[str, Any] | None = Field(
+        default=None, description="What the job made: a multimodal batch's results, file by file"
+    )
 
 
 class DocumentPublic(BaseModel):
@@ -447,3 +450,88 @@ class BotPluginPublic(BaseModel):
 class BotPluginsPublic(BaseModel):
     plugins: list[BotPluginPublic]
     total: int
+
+
+# --- multimodal processing -------------------------------------------------------------------
+
+Side = Annotated[int, Field(ge=1, le=10_000)]
+
+
+class MultimodalOptions(inputs.RequestModel):
+    """The `options` form field of /multimodal/process and /batch-process, as JSON."""
+
+    extract_text: bool = Field(default=True, description="OCR for images and video frames; a document's text")
+    extract_images: bool = Field(default=False, description="Keep a video's key frames as files")
+    extract_audio: bool = Field(default=False, description="Keep the sound (16 kHz mono WAV) as a file")
+    transcribe: bool = Field(default=True, description="Speech to text for audio and a video's sound")
+    detect_faces: bool = False
+    resize: tuple[Side, Side] | None = Field(default=None, description="[width, height] to fit within")
+    compress: bool = False
+    quality: Annotated[int, Field(ge=1, le=100)] = 80
+    format: str | None = Field(default=None, description="Convert an image to jpeg, png, webp, gif or bmp")
+    thumbnail: bool = Field(default=True, description="Make a 256-pixel JPEG thumbnail of an image")
+    ocr_languages: list[Annotated[str, Field(min_length=1, max_length=32)]] | None = Field(
+        default=None, max_length=8, description="Tesseract languages (spa, chi_sim, eng …)"
+    )
+    language: Annotated[str, Field(min_length=2, max_length=8)] | None = Field(
+        default=None, description="The speech's language (ISO 639-1), if known"
+    )
+    max_frames: int | None = Field(default=None, description="Key frames to take from a video")
+    conversation_id: str | None = Field(default=None, description="Add the text to this conversation")
+    message_role: str = Field(default="user", description="user, assistant or system")
+    knowledge_base_id: str | None = Field(default=None, description="Add the result to this knowledge base")
+
+
+class MediaFilePublic(BaseModel):
+    id: str
+    name: str
+    media_type: str
+    size: int
+    url: str = Field(description="Where its owner downloads it (with the same credentials)")
+    metadata: dict[str, Any]
+    source_name: str
+    created_at: datetime
+    expires_at: datetime
+
+
+class MediaFilesPublic(BaseModel):
+    files: list[MediaFilePublic]
+    total: int
+    limit: int
+    offset: int
+
+
+class MultimodalResult(BaseModel):
+    success: bool = True
+    file_name: str
+    media_type: str = Field(description="image, audio, video, document or spreadsheet")
+    content: str
+    metadata: dict[str, Any]
+    processed_files: list[str] = Field(description="Download URLs of the files made, ending in their names")
+    files: list[MediaFilePublic]
+    processing_time: float
+    delivered: dict[str, Any] | None = Field(
+        default=None, description="Where the text went: message_id, document_id and job_id"
+    )
+
+
+class MultimodalFailure(BaseModel):
+    success: bool = False
+    file_name: str
+    error: dict[str, Any] = Field(description="code, message and details, as in the error envelope")
+
+
+class MultimodalBatch(BaseModel):
+    success: bool = Field(description="Whether every file was processed")
+    status: str = Field(description="done, or queued / running while the job goes on")
+    total: int
+    succeeded: int
+    failed: int
+    results: list[MultimodalResult | MultimodalFailure]
+    job: JobPublic
+
+
+class MultimodalFormats(BaseModel):
+    formats: dict[str, list[str]]
+    capabilities: dict[str, Any]
+    limits: dict[str, Any]
