@@ -4,6 +4,7 @@ what a worker process holds to run jobs."""
 
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from tertulia import __version__
 from tertulia.core.accounts import signing_secret
@@ -14,6 +15,7 @@ from tertulia.core.knowledge.ingest import IngestLimits, Ingestor
 from tertulia.core.knowledge.query_cache import query_vectors
 from tertulia.core.knowledge.retrieval import Retriever
 from tertulia.core.knowledge.vectors import VectorIndex
+from tertulia.core.monitoring import Recorder, install_log_capture, use_recorder
 from tertulia.core.ratelimit import RateLimiter
 from tertulia.jobs import Handler, InlineJobs, JobRunner
 from tertulia.providers.registry import ModelRegistry
@@ -37,6 +39,7 @@ class Runtime:
     jobs: JobRunner
     events: ConversationEvents
     replies_database: Database
+    recorder: Recorder
     version: str = __version__
     started_at: float = field(default_factory=time.monotonic)
 
@@ -46,6 +49,7 @@ class Runtime:
 
     async def close(self) -> None:
         await self.jobs.stop()
+        await self.recorder.close()
         await self.events.close()
         await self.rate_limiter.close()
         await self.retriever.close()
@@ -155,9 +159,16 @@ async def start_runtime(settings: Settings) -> Runtime:
             _job_handlers(settings, database, models, vectors),
             concurrency=settings.ingest_concurrency,
         )
-    runtime = Runtime(
-        settings, database, limiter, secret, models, chat, retriever, vectors, jobs, events, replies
+    recorder = Recorder(
+        database, settings.monitoring_flush_seconds, timedelta(days=settings.monitoring_retention_days)
     )
+    install_log_capture()
+    # Tasks started from here on (jobs resumed below) keep their log lines with this recorder.
+    use_recorder(recorder)
+    runtime = Runtime(
+        settings, database, limiter, secret, models, chat, retriever, vectors, jobs, events, replies, recorder
+    )
+    await recorder.start()
     await events.start()
     await jobs.start()
     return runtime
