@@ -2,11 +2,11 @@
 
 from fastapi import APIRouter
 
-from tertulia.faces.chatagent import auth, bots, conversations, knowledge, models, websocket
+from tertulia.faces.chatagent import auth, bots, conversations, knowledge, models, monitoring, websocket
 from tertulia.faces.chatagent.errors import dialect
 
 router = APIRouter(prefix="/api/v1")
-for module in (auth, bots, conversations, knowledge, models, websocket):
+for module in (auth, bots, conversations, knowledge, models, monitoring, websocket):
     router.include_router(module.router)
 router.include_router(knowledge.jobs_router)
 
