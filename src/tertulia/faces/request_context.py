@@ -49,10 +49,11 @@ class RequestContextMiddleware:
             await send(message)
 
         token = begin_trace(trace)
-        try:
-            await self.app(scope, self._capped(headers, receive), send_with_headers)
-        finally:
-            end_trace(token)
+        await self.app(scope, self._capped(headers, receive), send_with_headers)
+        # Not on an exception: the server's last-resort handler, outside this middleware,
+        # answers and logs an unhandled error, and its lines must still carry the request's id
+        # (a server runs each request in a task of its own, so the trace ends with it anyway).
+        end_trace(token)
 
     def _capped(self, headers: Headers, receive: Receive) -> Receive:
         declared = headers.get("content-length")

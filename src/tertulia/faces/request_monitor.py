@@ -34,13 +34,12 @@ class RequestMonitor:
         recorder: Recorder = runtime.recorder
         face = self._face(scope["path"])
         token = use_recorder(recorder)
-        try:
-            if scope["type"] == "websocket":
-                await self._websocket(scope, receive, send, recorder, face)
-            else:
-                await self._http(scope, receive, send, recorder, face)
-        finally:
-            stop_using_recorder(token)
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send, recorder, face)
+        else:
+            await self._http(scope, receive, send, recorder, face)
+        # Kept on an exception, like the request's trace: the last-resort handler logs it.
+        stop_using_recorder(token)
 
     async def _websocket(
         self, scope: Scope, receive: Receive, send: Send, recorder: Recorder, face: str
