@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -47,23 +48,25 @@ def env(database_url: str, tmp_path: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def server(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def serving(env: dict[str, str], cwd: Path, output: Path) -> Iterator[str]:
+    """`tertulia serve` on a free port, its output (standard output and error) to `output`."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tertulia", "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    with output.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tertulia", "serve", "--port", str(port)],
+            env=env,
+            cwd=cwd,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
-                raise AssertionError(f"server exited:\n{process.stdout.read() if process.stdout else ''}")
+                raise AssertionError(f"server exited:\n{output.read_text()}")
             try:
                 if httpx.get(f"{base}/health", timeout=2).status_code == 200:
                     break
@@ -76,8 +79,12 @@ def server(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
-        if process.stdout:
-            process.stdout.close()
+
+
+@pytest.fixture
+def server(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    with serving(env, tmp_path, tmp_path / "server.log") as base:
+        yield base
 
 
 def test_migrate_reports_the_database_without_its_password(env: dict[str, str]) -> None:
@@ -143,3 +150,95 @@ def test_the_readme_walk_through_works_as_written(server: str, tmp_path: Path) -
     assert '"key":"tk_' in compact
     assert '"email":"lucia@example.com"' in compact  # Bytchat's sign-up; its chat answered last
     assert result.stdout.rstrip().splitlines()[-1].strip()
+
+
+def api_key(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    assert result.returncode == 0, result.stderr
+    key = re.search(r"api key: (\S+)", result.stdout)
+    assert key, result.stdout
+    return {"Authorization": f"Bearer {key.group(1)}"}
+
+
+def monitoring_scope(server: str, headers: dict[str, str]) -> str:
+    response = httpx.get(f"{server}/api/v1/monitoring/metrics", headers=headers)
+    assert response.status_code == 200, response.text
+    return str(response.json()["scope"])
+
+
+def test_admins_are_made_on_the_command_line_and_see_the_whole_server(
+    server: str, env: dict[str, str]
+) -> None:
+    created = tertulia("user", "create", "ops@example.com", "--admin", env=env)
+    assert "(admin)" in created.stdout
+    assert monitoring_scope(server, api_key(created)) == "server"
+
+    someone = api_key(tertulia("user", "create", "someone@example.com", env=env))
+    assert monitoring_scope(server, someone) == "account"
+    username = httpx.get(f"{server}/api/v1/auth/me", headers=someone).json()["username"]
+
+    promoted = tertulia("user", "promote", "someone@example.com", env=env)
+    assert promoted.returncode == 0 and "is now an admin" in promoted.stdout, promoted.stderr
+    assert monitoring_scope(server, someone) == "server"  # the same key, from the next request
+    demoted = tertulia("user", "demote", username, env=env)  # by username this time
+    assert demoted.returncode == 0 and "is now a user" in demoted.stdout, demoted.stderr
+    assert monitoring_scope(server, someone) == "account"
+
+    unknown = tertulia("user", "promote", "nobody@example.com", env=env)
+    assert unknown.returncode == 1 and "no account" in unknown.stderr
+
+
+def failing_chat(server: str, request_id: str) -> str:
+    """A message whose bot's model (OpenAI, with no key on this server) cannot answer, sent
+    with this request id; returns the account's id."""
+    signed_up = httpx.post(
+        f"{server}/api/v1/auth/register",
+        json={"username": "logged", "email": "logged@example.com", "password": "correct horse"},
+    ).json()
+    headers = {"Authorization": f"Bearer {signed_up['access_token']}"}
+    bot = httpx.post(
+        f"{server}/api/v1/bots/",
+        headers=headers,
+        json={"name": "Unkeyed", "llm_config": {"provider": "openai", "model": "gpt-4o"}},
+    ).json()
+    conversation = httpx.post(f"{server}/api/v1/conversations/", headers=headers, json={"bot_id": bot["id"]})
+    sent = httpx.post(
+        f"{server}/api/v1/conversations/{conversation.json()['id']}/messages",
+        headers={**headers, "X-Request-ID": request_id},
+        json={"content": "Hello?"},
+    )
+    assert sent.status_code == 503, sent.text
+    return str(signed_up["user_info"]["id"])
+
+
+def test_serve_writes_json_lines_with_the_request_id_when_not_on_a_terminal(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    output = tmp_path / "server.log"
+    with serving(env, tmp_path, output) as base:  # TERTULIA_LOG_FORMAT unset: "auto"
+        assert httpx.get(f"{base}/health", headers={"X-Request-ID": "probe-123"}).status_code == 200
+        account_id = failing_chat(base, "ask-456")
+
+    lines = [json.loads(line) for line in output.read_text().splitlines() if line.strip()]
+    assert all({"timestamp", "level", "logger", "message", "request_id"} <= set(line) for line in lines)
+    probe = [line for line in lines if line["request_id"] == "probe-123"]
+    assert [line["http"] for line in probe] == [
+        {"client": probe[0]["http"]["client"], "method": "GET", "path": "/health", "status": 200}
+    ]
+    failure = next(line for line in lines if line["logger"] == "tertulia.chat")
+    assert failure["level"] == "ERROR" and failure["message"].startswith("Failed to process message")
+    assert failure["request_id"] == "ask-456" and failure["account_id"] == account_id
+    assert failure["details"]["error_kind"] == "unavailable"
+    started = next(line for line in lines if line["logger"] == "tertulia.serve")
+    assert started["request_id"] is None and "process(es)" in started["message"]
+
+
+def test_serve_writes_plain_lines_with_the_request_id_when_asked(env: dict[str, str], tmp_path: Path) -> None:
+    output = tmp_path / "server.log"
+    with serving(env | {"TERTULIA_LOG_FORMAT": "plain"}, tmp_path, output) as base:
+        assert httpx.get(f"{base}/health", headers={"X-Request-ID": "probe-789"}).status_code == 200
+
+    lines = output.read_text().splitlines()
+    assert any(
+        " uvicorn.access [probe-789] " in line and '"GET /health HTTP/1.1" 200' in line for line in lines
+    )
+    assert any(" tertulia.serve [-] Tertulia " in line for line in lines), lines

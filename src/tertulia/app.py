@@ -7,10 +7,11 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from tertulia import __version__
-from tertulia.faces import agentv2, bytchat, chatagent, chatbotkit, criabot, health, openai
+from tertulia.faces import agentv2, bytchat, chatagent, chatbotkit, criabot, health, metrics, openai
 from tertulia.faces.errors import install_error_handlers
 from tertulia.faces.inputs import refuse_nul_in_url
 from tertulia.faces.request_context import RequestContextMiddleware
+from tertulia.faces.request_monitor import RequestMonitor
 from tertulia.runtime import start_runtime
 from tertulia.settings import Settings
 
@@ -25,6 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await app.state.runtime.close()
+            metrics.process_ended()
 
     app = FastAPI(
         title="Tertulia",
@@ -34,6 +36,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(refuse_nul_in_url)],
     )
     app.include_router(health.router)
+    if settings.metrics_enabled:
+        app.include_router(metrics.router)
     app.include_router(chatbotkit.router)
     app.include_router(chatagent.router)
     app.include_router(openai.router)
@@ -41,17 +45,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(criabot.router)
     app.include_router(bytchat.router)
     # CriaBot's /bots/... shapes are claimed before Bytchat's /bots/...
-    install_error_handlers(
-        app,
-        [
-            chatbotkit.dialect,
-            chatagent.dialect,
-            openai.dialect,
-            agentv2.dialect,
-            criabot.dialect,
-            bytchat.dialect,
-        ],
-    )
+    dialects = [
+        chatbotkit.dialect,
+        chatagent.dialect,
+        openai.dialect,
+        agentv2.dialect,
+        criabot.dialect,
+        bytchat.dialect,
+    ]
+    install_error_handlers(app, dialects)
+    # Inside the request context (added later is outer): a request's records carry its id.
+    app.add_middleware(RequestMonitor, dialects=dialects)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_upload_bytes)
     if settings.cors_origins:
         app.add_middleware(

@@ -4,6 +4,7 @@ what a worker process holds to run jobs."""
 
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import anyio
 
@@ -25,6 +26,7 @@ from tertulia.core.media import (
     MediaSettings,
     find_tools,
 )
+from tertulia.core.monitoring import Recorder, install_log_capture, use_recorder
 from tertulia.core.ratelimit import RateLimiter
 from tertulia.jobs import Handler, InlineJobs, JobRunner
 from tertulia.providers.registry import ModelRegistry
@@ -50,6 +52,7 @@ class Runtime:
     events: ConversationEvents
     replies_database: Database
     media: MediaService
+    recorder: Recorder
     version: str = __version__
     started_at: float = field(default_factory=time.monotonic)
 
@@ -60,6 +63,7 @@ class Runtime:
     async def close(self) -> None:
         await self.jobs.stop()
         await self.media.close()
+        await self.recorder.close()
         await self.events.close()
         await self.rate_limiter.close()
         await self.retriever.close()
@@ -212,9 +216,28 @@ async def start_runtime(settings: Settings) -> Runtime:
         handlers = _job_handlers(settings, database, models, vectors, media)
         jobs = InlineJobs(database, handlers, concurrency=settings.ingest_concurrency)
         _submit_to(handlers, jobs)
-    runtime = Runtime(
-        settings, database, limiter, secret, models, chat, retriever, vectors, jobs, events, replies, media
+    recorder = Recorder(
+        database, settings.monitoring_flush_seconds, timedelta(days=settings.monitoring_retention_days)
     )
+    install_log_capture()
+    # Tasks started from here on (jobs resumed below) keep their log lines with this recorder.
+    use_recorder(recorder)
+    runtime = Runtime(
+        settings,
+        database,
+        limiter,
+        secret,
+        models,
+        chat,
+        retriever,
+        vectors,
+        jobs,
+        events,
+        replies,
+        media,
+        recorder,
+    )
+    await recorder.start()
     await events.start()
     await jobs.start()
     return runtime

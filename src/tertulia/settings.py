@@ -115,6 +115,17 @@ class Settings(BaseSettings):
     chroma_token: SecretStr | None = None
     chroma_path: Path | None = None
     chroma_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Log lines: "json" (one object a line, for log shippers), "plain" (for reading), or
+    # "auto": plain on a terminal, JSON anywhere else (a container, systemd, a file).
+    log_format: Literal["auto", "json", "plain"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # GET /metrics in Prometheus' format; with metrics_token set it asks for that Bearer token.
+    metrics_enabled: bool = True
+    metrics_token: SecretStr | None = None
+    # Request records and account logs (GET /api/v1/monitoring/...): written from memory this
+    # often, in batches, and kept this many days.
+    monitoring_flush_seconds: float = Field(default=2.0, gt=0, le=300)
+    monitoring_retention_days: float = Field(default=14, gt=0)
 
     # Multimodal processing (ChatAgent /multimodal; needs tertulia[media] and, for OCR, audio
     # and video, Debian's tesseract-ocr and ffmpeg). A file may weigh max_upload_bytes; these
@@ -149,6 +160,11 @@ class Settings(BaseSettings):
             raise ValueError("TERTULIA_SECRET_KEY must be at least 32 characters")
         return value
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_capitals(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
     @field_validator("rate_limit_plans")
     @classmethod
     def _plans_parse(cls, plans: dict[str, str]) -> dict[str, str]:
@@ -177,11 +193,21 @@ class Settings(BaseSettings):
     def chroma_folder(self) -> Path:
         if self.chroma_path is not None:
             return self.chroma_path
+        if (folder := self._sqlite_folder()) is not None:
+            return folder / "chroma"
+        return Path.cwd() / "tertulia-chroma"
+
+    def data_folder(self) -> Path:
+        """The folder whose disk holds this machine's data (the disk use monitoring reports):
+        the SQLite file's, else the working folder."""
+        return self._sqlite_folder() or Path.cwd()
+
+    def _sqlite_folder(self) -> Path | None:
         if self.database_url.startswith("sqlite") and ":///" in self.database_url:
             database_file = Path(self.database_url.split(":///", 1)[1])
             if database_file.name and database_file.name != ":memory:":
-                return database_file.parent / "chroma"
-        return Path.cwd() / "tertulia-chroma"
+                return database_file.parent
+        return None
 
     def token_quota(self, plan: str) -> int | None:
         """A plan's daily token cap; a plan the table does not name falls back to the default's."""

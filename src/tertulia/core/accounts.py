@@ -23,7 +23,9 @@ JWT_ALGORITHM = "HS256"
 API_KEY_PREFIX = "tk_"
 MAX_ROUTES = 50
 MAX_SESSION_SECONDS = 86_400
-ROLES = ("user",)
+ROLES = ("user",)  # what sign-up may ask for
+# An admin sees the whole server's monitoring; made only from the command line.
+ADMIN_ROLES = ("user", "admin")
 PLANS = ("standard", "premium", "enterprise")
 RESOURCES = ("bots", "conversations", "knowledge", "keys", "accounts", "models", "usage")
 SCOPES = frozenset(f"{resource}:{action}" for resource in RESOURCES for action in ("read", "write"))
@@ -125,6 +127,22 @@ async def authenticate_password(session: AsyncSession, login: str, password: str
         raise Unauthenticated("incorrect username or password")
     if not account.is_active:
         raise Unauthenticated("this account is disabled")
+    return account
+
+
+async def set_role(session: AsyncSession, login: str, role: str) -> Account:
+    """Gives the account named by `login` (its email, or its username) a role: the command
+    line's, which no request can reach."""
+    if role not in ADMIN_ROLES:
+        raise Invalid(f"unknown role {role!r}", {"field": "role", "allowed": list(ADMIN_ROLES)})
+    needle = login.strip()
+    by = Account.email == needle.lower() if "@" in needle else Account.username == needle
+    account = await session.scalar(select(Account).where(by))
+    if account is None:
+        raise NotFound(f"no account with the email or username {needle!r}")
+    account.role = role
+    account.updated_at = utcnow()
+    await session.commit()
     return account
 
 

@@ -40,6 +40,7 @@ from tertulia.core.conversations import get_conversation
 from tertulia.core.errors import Invalid, TertuliaError, UpstreamFailed
 from tertulia.core.knowledge.retrieval import Retriever, Source
 from tertulia.core.models import Resolved, resolve, resolve_for_account
+from tertulia.core.monitoring.log_capture import log_failure
 from tertulia.core.plugins import enabled_tools
 from tertulia.core.principal import Principal
 from tertulia.core.tools import Tool, ToolContext, calling
@@ -455,7 +456,7 @@ class ChatEngine:
             exchange = _Exchange(system, history, ChatTurn("user", question.content), bot.max_input_tokens)
             turns, prompt_tokens = await exchange.prompt(model)
         except TertuliaError as error:
-            yield Failed(error)
+            yield _failed(error, actor, conversation_id)
             return
         if knows:
             yield Sources(sources)
@@ -508,7 +509,7 @@ class ChatEngine:
             # the model did produce still counts against the account.
             await self._count_error(bot.id)
             await self._record_spent(actor, generation, provider, bot.id, conversation.id)
-            yield Failed(generation.failure(error))
+            yield _failed(generation.failure(error), actor, conversation.id)
             return
         except (GeneratorExit, asyncio.CancelledError):
             # The reader left: generation stopped with the stream; what was said is kept.
@@ -587,7 +588,7 @@ class ChatEngine:
             )
             turns, prompt_tokens = await exchange.prompt(model)
         except TertuliaError as error:
-            yield Failed(error)
+            yield _failed(error, actor)
             return
         if knows:
             yield Sources(sources)
@@ -613,7 +614,7 @@ class ChatEngine:
                     yield token
         except TertuliaError as error:
             await self._record_spent(actor, generation, provider, bot_id)
-            yield Failed(generation.failure(error))
+            yield _failed(generation.failure(error), actor)
             return
         except (GeneratorExit, asyncio.CancelledError):
             # The reader left: what the model produced until then still counts.
@@ -826,6 +827,20 @@ def _fixed_answer(bot: Bot, knows: bool, sources: list[Source]) -> _Fixed | None
     if not sources and bot.no_context_use_message:
         return _Fixed(bot.no_context_message, [], "no_context")
     return None
+
+
+def _failed(error: TertuliaError, actor: Principal, conversation_id: str | None = None) -> Failed:
+    """The failure event of a reply; a failure that is not the client's doing (the model's, a
+    service's) goes in the account's log, once, whichever face renders it."""
+    if error.server_side:
+        log_failure(
+            log,
+            error,
+            "Failed to process message",
+            account_id=actor.account_id,
+            conversation_id=conversation_id,
+        )
+    return Failed(error)
 
 
 def _first(*values: float | None) -> float:

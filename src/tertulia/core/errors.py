@@ -13,6 +13,9 @@ class RateLimitState:
     reset: int  # epoch seconds when the window resets
 
 
+SERVER_SIDE_KINDS = frozenset({"internal", "upstream", "unavailable"})
+
+
 class TertuliaError(Exception):
     """A failure a client can act on. `details` carries structured context (a field, a limit);
     `subsystem` names what failed when it is not Tertulia itself ("model" for a model provider,
@@ -20,6 +23,9 @@ class TertuliaError(Exception):
 
     kind = "internal"
     subsystem: str | None = None
+    # Set once the failure is in the log (core.monitoring.log_failure), so that the layers it
+    # passes through on its way out (the chat engine, a face's error handler) log it once.
+    logged = False
 
     def __init__(
         self, message: str, details: dict[str, Any] | None = None, *, subsystem: str | None = None
@@ -29,6 +35,11 @@ class TertuliaError(Exception):
         self.details = details or {}
         if subsystem is not None:
             self.subsystem = subsystem
+
+    @property
+    def server_side(self) -> bool:
+        """Whether the failure is not the client's doing: Tertulia's, or a service it needs."""
+        return self.kind in SERVER_SIDE_KINDS
 
 
 class Invalid(TertuliaError):

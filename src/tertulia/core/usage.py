@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.core.errors import QuotaExceeded
+from tertulia.core.monitoring import instruments
 from tertulia.core.principal import Principal
 from tertulia.providers.base import Usage
 from tertulia.store.tables import UsageRecord, utcnow
@@ -71,6 +72,10 @@ def record_usage(
         completion_tokens=usage.completion_tokens,
     )
     session.add(row)
+    # Counted as spent even if the caller's transaction is rolled back: the model did the work.
+    tokens = instruments.MODEL_TOKENS
+    tokens.labels(provider, model, task_type, "prompt").inc(usage.prompt_tokens)
+    tokens.labels(provider, model, task_type, "completion").inc(usage.completion_tokens)
     return row
 
 

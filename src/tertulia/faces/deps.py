@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.core.accounts import Principal, authenticate_token
 from tertulia.core.errors import Forbidden, RateLimited, Unauthenticated
+from tertulia.core.monitoring import bind_account
 from tertulia.runtime import Runtime
 
 
@@ -32,6 +33,7 @@ async def admit(request: Request, runtime: Runtime, session: AsyncSession, token
     if not token:
         raise Unauthenticated("missing credentials")
     principal = await authenticate_token(session, token, runtime.secret)
+    bind_account(principal.account_id)  # the request's records and log lines are this account's
     if not principal.allows_route(request.url.path):
         raise Forbidden("Request is not matching allowed routes")
     try:

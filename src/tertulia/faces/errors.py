@@ -19,6 +19,7 @@ from tertulia.core.errors import (
     Unauthenticated,
     Unavailable,
 )
+from tertulia.core.monitoring import RequestTrace
 from tertulia.store.session import database_failures, is_unreachable
 
 log = logging.getLogger("tertulia.errors")
@@ -121,15 +122,29 @@ def install_error_handlers(app: FastAPI, dialects: Sequence[ErrorDialect]) -> No
 
     async def handle(request: Request, exc: Exception) -> Response:
         error = as_core_error(exc)
+        # Read from the request: an unhandled error is answered outside the middleware that
+        # set the request's context.
+        trace: RequestTrace | None = request.scope.get("state", {}).get("trace")
+        about = {
+            "account_id": trace.account_id if trace else None,
+            "request_id": request_id(request),
+            "details": {"error_kind": error.kind, "method": request.method, "path": request.url.path},
+        }
         if error is not exc and not isinstance(exc, (RequestValidationError, StarletteHTTPException)):
+            error.logged = True
             log.exception(
                 "unhandled error on %s %s [%s]",
                 request.method,
                 request.url.path,
                 request_id(request),
                 exc_info=exc,
+                extra=about,
             )
         response = dialect_for(request.url.path)(request, error)
+        if response.status_code >= 500 and not error.logged:
+            error.logged = True
+            about["details"] |= {"status": response.status_code, "subsystem": error.subsystem}
+            log.error("%s %s failed: %s", request.method, request.url.path, error.message, extra=about)
         if isinstance(exc, StarletteHTTPException) and exc.headers:
             for name, value in exc.headers.items():  # Allow on 405, for example
                 response.headers.setdefault(name, value)

@@ -1,4 +1,5 @@
-"""ASGI middleware: a request id on every reply, rate-limit headers, and the body size cap."""
+"""ASGI middleware: a request id on every reply (and on every log line written for the
+request), rate-limit headers, and the body size cap."""
 
 import re
 import secrets
@@ -9,6 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tertulia.core.errors import RateLimitState
+from tertulia.core.monitoring import RequestTrace, begin_trace, end_trace
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -29,6 +31,9 @@ class RequestContextMiddleware:
         request_id = given if _CLIENT_ID.match(given) else f"req_{secrets.token_hex(12)}"
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
+        # The same trace object in the request's state and in the context of the code serving
+        # it: the account, learnt later, is seen by both.
+        state["trace"] = trace = RequestTrace(request_id)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -43,7 +48,12 @@ class RequestContextMiddleware:
                         out["Retry-After"] = str(max(1, limit.reset - int(time.time())))
             await send(message)
 
+        token = begin_trace(trace)
         await self.app(scope, self._capped(headers, receive), send_with_headers)
+        # Not on an exception: the server's last-resort handler, outside this middleware,
+        # answers and logs an unhandled error, and its lines must still carry the request's id
+        # (a server runs each request in a task of its own, so the trace ends with it anyway).
+        end_trace(token)
 
     def _capped(self, headers: Headers, receive: Receive) -> Receive:
         declared = headers.get("content-length")

@@ -502,3 +502,54 @@ class MediaFile(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class RequestRecord(Base):
+    """One HTTP request a face answered: who asked (None before anyone is known), what, how
+    it ended and how long it took. Written in batches from memory (core.monitoring), pruned
+    after the retention; no foreign key, so that a batch never fails on an account deleted
+    since its requests were made."""
+
+    __tablename__ = "request_records"
+    __table_args__ = (Index("ix_request_records_account_created", "account_id", "created_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    account_id: Mapped[str | None] = mapped_column(String(40))
+    face: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(16))
+    route: Mapped[str] = mapped_column(String(256))  # the route's template, not the path asked
+    status: Mapped[int] = mapped_column(Integer)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+
+
+class LogEntry(Base):
+    """A log record of Tertulia's own, of level WARNING or above: the account's when it came
+    from its request or its job (a model failure, a 5xx, an ingestion failure), else the
+    server's (account None, shown to admins only)."""
+
+    __tablename__ = "log_entries"
+    __table_args__ = (Index("ix_log_entries_account_created", "account_id", "created_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    account_id: Mapped[str | None] = mapped_column(String(40))
+    level: Mapped[str] = mapped_column(String(16))
+    level_number: Mapped[int] = mapped_column(Integer)  # logging's: WARNING 30, ERROR 40 …
+    module: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ServerProcess(Base):
+    """A running API process, as it last said (every few seconds): how many requests and
+    WebSockets it has open. A row not renewed for a while belongs to a process that died."""
+
+    __tablename__ = "server_processes"
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    seen_at: Mapped[datetime]
+    in_flight: Mapped[int] = mapped_column(Integer, default=0)
+    websockets: Mapped[int] = mapped_column(Integer, default=0)

@@ -8,6 +8,7 @@ version or the new one, never both, and a job run twice ends as if run once.
 """
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from tertulia.core.knowledge.fetching import FetchLimits, fetch_url
 from tertulia.core.knowledge.parsing import Parsed, parse_file, parse_nodes, parse_qa, parse_text
 from tertulia.core.knowledge.vectors import VectorIndex
 from tertulia.core.models import embedder_for_base
+from tertulia.core.monitoring import instruments, store_log
 from tertulia.jobs.claims import holds
 from tertulia.providers.base import Embedder
 from tertulia.providers.registry import ModelRegistry
@@ -34,6 +36,8 @@ from tertulia.store.session import Database
 from tertulia.store.tables import Chunk, Document, Job, KnowledgeBase, utcnow
 
 EMBED_BATCH = 32
+
+log = logging.getLogger("tertulia.ingest")
 
 
 @dataclass(frozen=True)
@@ -260,14 +264,30 @@ class Ingestor:
         job.stages = {name: round(seconds, 4) for name, seconds in timings.items()}
         job.finished_at = utcnow()
         await session.commit()
+        instruments.INGESTION_JOBS_FINISHED.labels("superseded" if stage == "superseded" else "done").inc()
 
     async def failed(self, job_id: str, reason: str) -> None:
         """The document says why; its previous version, if any, stays searchable. (Also told
-        by the job runner when it gives the job up: a time limit, a crash.)"""
+        by the job runner when it gives the job up: a time limit, a crash.) The account's log
+        says so too, in the same transaction, whichever process ran the job."""
         async with self._database.session() as session:
             job = await session.get(Job, job_id)
             document = await session.get(Document, job.document_id) if job and job.document_id else None
             if document is not None and document.job_id == job_id:
                 document.status = "failed" if document.generation == 0 else "ready"
                 document.error = reason
+                store_log(
+                    session,
+                    document.account_id,
+                    log,
+                    logging.ERROR,
+                    f"Failed to ingest document {document.name!r}: {reason}",
+                    {
+                        "error_kind": "ingestion",
+                        "document_id": document.id,
+                        "knowledge_base_id": document.knowledge_base_id,
+                        "job_id": job_id,
+                    },
+                )
                 await session.commit()
+                instruments.INGESTION_JOBS_FINISHED.labels("failed").inc()

@@ -8,6 +8,7 @@ from tertulia.faces.chatagent import (
     conversations,
     knowledge,
     models,
+    monitoring,
     multimodal,
     plugins,
     websocket,
@@ -15,7 +16,7 @@ from tertulia.faces.chatagent import (
 from tertulia.faces.chatagent.errors import dialect
 
 router = APIRouter(prefix="/api/v1")
-for module in (auth, bots, conversations, knowledge, models, multimodal, plugins, websocket):
+for module in (auth, bots, conversations, knowledge, models, monitoring, multimodal, plugins, websocket):
     router.include_router(module.router)
 router.include_router(knowledge.jobs_router)
 

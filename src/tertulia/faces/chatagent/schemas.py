@@ -535,3 +535,46 @@ class MultimodalFormats(BaseModel):
     formats: dict[str, list[str]]
     capabilities: dict[str, Any]
     limits: dict[str, Any]
+
+
+# --- monitoring ------------------------------------------------------------------------
+
+
+class MetricsPublic(BaseModel):
+    """The document's fields, then Tertulia's. An admin's figures are the whole server's
+    (`scope` "server"); anyone else's are the account's own (`scope` "account"), and the
+    machine's fields (cpu_usage, memory_usage, disk_usage, active_connections) are null."""
+
+    cpu_usage: float | None  # percent, of the machine that answered
+    memory_usage: float | None
+    disk_usage: float | None  # percent, of the disk holding the data
+    active_connections: int | None  # open requests and WebSockets, every server process
+    total_requests: int
+    error_rate: float  # share of the requests answered 5xx
+    average_response_time: float | None  # milliseconds to the last byte; null: no request
+    timestamp: datetime
+    scope: Literal["server", "account"]
+    start_time: datetime
+    end_time: datetime
+    client_error_rate: float  # share answered 4xx
+    p50_response_time: float | None
+    p95_response_time: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    active_conversations: int
+
+
+class LogPublic(BaseModel):
+    timestamp: datetime
+    level: str
+    message: str
+    module: str
+    details: dict[str, Any]
+
+
+class LogsPublic(BaseModel):
+    logs: list[LogPublic]
+    total: int
+    limit: int
+    offset: int
