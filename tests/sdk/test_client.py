@@ -170,3 +170,22 @@ def test_plugins_are_listed_installed_and_used_through_the_sdk(alice: ChatAgentC
     assert alice.plugins.list(bot["id"])["plugins"] == []
     with pytest.raises(NotFoundError):
         alice.plugins.install(bot["id"], "telepathy")
+
+
+def test_multimodal_and_monitoring_through_the_sdk(alice: ChatAgentClient, bob: ChatAgentClient) -> None:
+    import io
+
+    from PIL import Image
+
+    formats = alice.multimodal.formats()
+    assert "png" in formats["formats"]["image"] and formats["capabilities"]["image_processing"] is True
+    picture = io.BytesIO()
+    Image.new("RGB", (640, 480), "white").save(picture, format="PNG")
+    processed = alice.multimodal.process(("white.png", picture.getvalue()), options={"resize": [320, 240]})
+    assert processed["success"] is True and processed["media_type"] == "image"
+    assert (processed["metadata"]["width"], processed["metadata"]["height"]) == (640, 480)
+
+    figures = alice.monitoring.metrics()
+    assert figures["total_requests"] >= 2 and figures["cpu_usage"] is None  # not an admin
+    assert bob.monitoring.metrics()["total_requests"] < figures["total_requests"]
+    assert alice.monitoring.logs(level="ERROR")["logs"] == []
