@@ -52,8 +52,8 @@ class Script:
     retry_after: float = 1.0  # seconds a 429 asks the client to wait
     stall: float = 5.0  # seconds "slow" and "stall" keep the client waiting
     pause: float = 0.0  # seconds before each frame of a reply, as a model takes to make a token
-    # OpenAI only: the function a non-streamed request offering `tools` is answered with
-    # (name, arguments); None answers it with `reply` as text.
+    # The function a whole (non-streamed) request offering tools is answered with as a call
+    # (name, arguments), in each API's own shape; None answers it with `reply` as text.
     tool_call: tuple[str, dict[str, Any]] | None = None
 
 
@@ -140,9 +140,46 @@ class Anthropic:
                 found.append(f"messages.{index}.content: Field required")
         if not 0 <= body.get("temperature", 1) <= 1:
             found.append("temperature: Input should be less than or equal to 1")
-        if body.get("stream") is not True:
-            found.append("stream: this stand-in serves streamed replies only")
+        if body.get("stream") is not True and not body.get("tools"):
+            found.append("stream: this stand-in serves streamed replies only (or, offering tools, one whole)")
+        for index, tool in enumerate(body.get("tools") or []):
+            schema = tool.get("input_schema") if isinstance(tool, dict) else None
+            if not re.fullmatch(
+                r"[a-zA-Z0-9_-]{1,64}", str(tool.get("name") if isinstance(tool, dict) else "")
+            ):
+                found.append(
+                    f"tools.{index}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'"
+                )
+            elif not isinstance(schema, dict) or schema.get("type") != "object":
+                found.append(f"tools.{index}.custom.input_schema.type: Input should be 'object'")
+        choice = body.get("tool_choice")
+        if choice is not None and (
+            not isinstance(choice, dict) or choice.get("type") not in ("auto", "any", "tool", "none")
+        ):
+            found.append("tool_choice: Input tag does not match any of the expected tags")
         return found
+
+    def is_whole(self, path: str, body: Any) -> bool:
+        return body.get("stream") is not True
+
+    def completion(self, model: str, script: Script) -> Reply:
+        prompt, completion = script.usage
+        if script.tool_call is not None:
+            name, arguments = script.tool_call
+            content = [{"type": "tool_use", "id": "toolu_01StandIn", "name": name, "input": arguments}]
+        else:
+            content = [{"type": "text", "text": "".join(script.reply)}]
+        body = {
+            "id": "msg_01StandIn",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": content,
+            "stop_reason": "tool_use" if script.tool_call is not None else "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": prompt, "output_tokens": completion},
+        }
+        return 200, {"content-type": "application/json"}, _compact(body)
 
     def model_of(self, path: str, body: Any) -> str:
         return str(body.get("model")) if isinstance(body, dict) else "?"
@@ -217,6 +254,32 @@ class Anthropic:
         return f"event: {payload['type']}\ndata: ".encode() + _compact(payload) + b"\n\n"
 
 
+_GEMINI_SCHEMA = frozenset({
+    "type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems", "properties",
+    "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern", "example", "anyOf",
+    "propertyOrdering", "default", "items", "minimum", "maximum",
+})  # fmt: skip
+_GEMINI_TYPES = frozenset(
+    {"TYPE_UNSPECIFIED", "STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY", "OBJECT", "NULL"}
+)
+
+
+def _gemini_schema_problems(schema: Any, where: str) -> list[str]:
+    """Gemini's Schema is an OpenAPI subset: JSON Schema's other keywords are unknown names."""
+    if not isinstance(schema, dict):
+        return [f"{where}: must be a Schema object"]
+    found = [f'Invalid JSON payload received. Unknown name "{name}" at \'{where}\'' for name in schema
+             if name not in _GEMINI_SCHEMA]  # fmt: skip
+    if "type" in schema and schema["type"] not in _GEMINI_TYPES:
+        found.append(
+            f"Invalid value at '{where}.type' "
+            f'(type.googleapis.com/google.ai.generativelanguage.v1beta.Type), "{schema["type"]}"'
+        )
+    for name, child in (schema.get("properties") or {}).items():
+        found += _gemini_schema_problems(child, f"{where}.properties[{name}].value")
+    return found
+
+
 class Gemini:
     """POST /v1beta/models/{model}:streamGenerateContent?alt=sse and :batchEmbedContents;
     errors as {"error":{"code","message","status","details"}}, pretty-printed as Google does."""
@@ -288,10 +351,12 @@ class Gemini:
             return ["Invalid JSON payload received."]
         if method == "batchEmbedContents":
             return self._embedding_problems(path, body)
-        if method != "streamGenerateContent":
+        if method not in ("streamGenerateContent", "generateContent"):
             return [f"Method not found: {method}"]
-        if query.get("alt") != ["sse"]:
+        if method == "streamGenerateContent" and query.get("alt") != ["sse"]:
             return ["this stand-in serves streamGenerateContent with alt=sse only"]
+        if method == "generateContent" and not body.get("tools"):
+            return ["this stand-in serves generateContent only to a request offering tools"]
         found = [
             f'Invalid JSON payload received. Unknown name "{name}"'
             for name in body
@@ -309,7 +374,40 @@ class Gemini:
         system = body.get("systemInstruction")
         if system is not None and not (isinstance(system, dict) and isinstance(system.get("parts"), list)):
             found.append("systemInstruction: must be a Content with parts")
+        for index, tool in enumerate(body.get("tools") or []):
+            for number, function in enumerate(tool.get("functionDeclarations") or [None]):
+                where = f"tools[{index}].function_declarations[{number}]"
+                if not isinstance(function, dict) or not re.fullmatch(
+                    r"[a-zA-Z_][a-zA-Z0-9_.-]{0,63}", str(function.get("name"))
+                ):
+                    found.append(f"{where}.name: Invalid function name")
+                else:
+                    found += _gemini_schema_problems(function.get("parameters", {}), f"{where}.parameters")
         return found
+
+    def is_whole(self, path: str, body: Any) -> bool:
+        return path.endswith(":generateContent")
+
+    def completion(self, model: str, script: Script) -> Reply:
+        prompt, completion = script.usage
+        if script.tool_call is not None:
+            name, arguments = script.tool_call
+            parts: list[dict[str, Any]] = [{"functionCall": {"name": name, "args": arguments}}]
+        else:
+            parts = [{"text": "".join(script.reply)}]
+        body = {
+            "candidates": [
+                {"content": {"parts": parts, "role": "model"}, "finishReason": "STOP", "index": 0}
+            ],
+            "usageMetadata": {
+                "promptTokenCount": prompt,
+                "candidatesTokenCount": completion,
+                "totalTokenCount": prompt + completion,
+            },
+            "modelVersion": model,
+            "responseId": "StandIn",
+        }
+        return 200, {"content-type": "application/json; charset=UTF-8"}, json.dumps(body, indent=2).encode()
 
     def _embedding_problems(self, path: str, body: dict[str, Any]) -> list[str]:
         expected = "models/" + self.model_of(path, body)
@@ -486,6 +584,9 @@ class OpenAI:
         frames.append(b"data: [DONE]\n\n")
         return frames
 
+    def is_whole(self, path: str, body: Any) -> bool:
+        return body.get("stream") is not True
+
     def completion(self, model: str, script: Script) -> Reply:
         """A whole chat.completion: the scripted tool call, or the scripted reply as text."""
         prompt, completion = script.usage
@@ -656,7 +757,7 @@ class StandIn:
         if dialect.is_embedding(path):
             await _send(send, dialect.embeddings(path, body))
             return
-        if isinstance(dialect, OpenAI) and body.get("stream") is not True:
+        if dialect.is_whole(path, body):
             await _send(send, dialect.completion(model, script))
             return
         await self._stream(dialect, model, script, send, gone)

@@ -1,5 +1,6 @@
 """Claude models through Anthropic's Messages API, streamed as server-sent events."""
 
+import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 from typing import Any
@@ -33,6 +34,38 @@ class AnthropicChat(RemoteChatModel):
         if api_key:
             self._headers["x-api-key"] = api_key
         self._endpoint = RemoteEndpoint(PROVIDER, model_id, api_key, client, retry)
+
+    async def call_tool(
+        self, turns: Sequence[ChatTurn], functions: Sequence[dict[str, Any]]
+    ) -> tuple[tuple[str, str] | None, Usage | None]:
+        """Native tool use: one whole (non-streamed) message offering `functions` as tools;
+        the first `tool_use` block, as the tool's name and its input's JSON text, or None."""
+        body = self._body(turns, Sampling(temperature=0.0, max_tokens=512))
+        del body["stream"]
+        body["tools"] = [
+            {
+                "name": function["name"],
+                "description": function["description"],
+                "input_schema": function["parameters"],
+            }
+            for function in functions
+        ]
+        body["tool_choice"] = {"type": "auto"}
+        headers = {**self._headers, "accept": "application/json"}
+        endpoint = self._endpoint
+        reply = await endpoint.post_json(self._url, headers, body)
+        try:
+            reported = reply.get("usage") or {}
+            usage = None
+            if "input_tokens" in reported:
+                prompt = sum(int(reported.get(name) or 0) for name in _PROMPT_USAGE)
+                usage = Usage(prompt, int(reported.get("output_tokens") or 0))
+            used = next((block for block in reply["content"] if block.get("type") == "tool_use"), None)
+            if used is None:
+                return None, usage
+            return (str(used["name"]), json.dumps(used.get("input") or {})), usage
+        except (AttributeError, TypeError, KeyError, ValueError):
+            raise endpoint.malformed("a reply that is not a message") from None
 
     def _body(self, turns: Sequence[ChatTurn], sampling: Sampling) -> dict[str, Any]:
         system, conversation = join_system_turns(turns)

@@ -1,5 +1,6 @@
 """Gemini chat and embedding models through Google's Generative Language API (v1beta)."""
 
+import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 from typing import Any, Literal
@@ -80,8 +81,46 @@ class GeminiChat(RemoteChatModel):
     ) -> None:
         super().__init__(model_id, context_tokens)
         self._url = _model_url(base_url, model_id, "streamGenerateContent") + "?alt=sse"
+        self._whole_url = _model_url(base_url, model_id, "generateContent")
         self._headers = _headers(api_key, "text/event-stream")
+        self._json_headers = _headers(api_key, "application/json")
         self._endpoint = RemoteEndpoint(PROVIDER, model_id, api_key, client, retry, _refuses_key, _retry_hint)
+
+    async def call_tool(
+        self, turns: Sequence[ChatTurn], functions: Sequence[dict[str, Any]]
+    ) -> tuple[tuple[str, str] | None, Usage | None]:
+        """Native function calling (generateContent with `functionDeclarations`): the first
+        call the model made, as its name and its arguments' JSON text, or None."""
+        body = self._body(turns, Sampling(temperature=0.0, max_tokens=256))
+        body["tools"] = [
+            {
+                "functionDeclarations": [
+                    {
+                        "name": function["name"].replace("-", "_"),
+                        "description": function["description"],
+                        "parameters": gemini_schema(function["parameters"]),
+                    }
+                    for function in functions
+                ]
+            }
+        ]
+        body["toolConfig"] = {"functionCallingConfig": {"mode": "AUTO"}}
+        endpoint = self._endpoint
+        reply = await endpoint.post_json(self._whole_url, self._json_headers, body)
+        names = {function["name"].replace("-", "_"): function["name"] for function in functions}
+        try:
+            parts = reply["candidates"][0]["content"].get("parts") or []
+            metadata = reply.get("usageMetadata") or {}
+            usage = None
+            if "promptTokenCount" in metadata:
+                usage = Usage(int(metadata["promptTokenCount"]), int(metadata.get("candidatesTokenCount", 0)))
+            call = next((part["functionCall"] for part in parts if "functionCall" in part), None)
+            if call is None:
+                return None, usage
+            name = names.get(str(call["name"]), str(call["name"]))
+            return (name, json.dumps(call.get("args") or {})), usage
+        except (AttributeError, TypeError, KeyError, IndexError, ValueError):
+            raise endpoint.malformed("a reply that is not a GenerateContentResponse") from None
 
     def _body(self, turns: Sequence[ChatTurn], sampling: Sampling) -> dict[str, Any]:
         system, conversation = join_system_turns(turns)
@@ -125,6 +164,34 @@ class GeminiChat(RemoteChatModel):
             raise endpoint.malformed("the stream ended before a candidate's finishReason")
         if usage is not None:
             yield usage
+
+
+# The JSON Schema keywords Gemini's Schema (an OpenAPI subset) knows; others are refused.
+_GEMINI_KEYWORDS = frozenset({
+    "type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems", "properties",
+    "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern", "anyOf",
+    "propertyOrdering", "default", "items", "minimum", "maximum",
+})  # fmt: skip
+
+
+def gemini_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A tool's JSON Schema as Gemini takes it: upper-case type names, and without the
+    keywords it does not know (additionalProperties: the arguments are checked anyway)."""
+    converted: dict[str, Any] = {}
+    for name, value in schema.items():
+        if name not in _GEMINI_KEYWORDS:
+            continue
+        if name == "type" and isinstance(value, str):
+            converted[name] = value.upper()
+        elif name == "properties" and isinstance(value, dict):
+            converted[name] = {key: gemini_schema(child) for key, child in value.items()}
+        elif name == "items" and isinstance(value, dict):
+            converted[name] = gemini_schema(value)
+        elif name == "anyOf" and isinstance(value, list):
+            converted[name] = [gemini_schema(child) for child in value]
+        else:
+            converted[name] = value
+    return converted
 
 
 def _read_chunk(

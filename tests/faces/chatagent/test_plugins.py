@@ -4,6 +4,7 @@ stand-in speaking its protocol), and both calls are stored with the reply."""
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -208,24 +209,41 @@ async def test_the_websocket_shows_the_tool_call_and_its_result_before_the_answe
     assert "391" in frames[-1]["full_content"]
 
 
+def offered_functions(provider: str, request: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The tools a whole request offered, as (name, argument schema), in each API's shape."""
+    if provider == "anthropic":
+        return [(tool["name"], tool["input_schema"]) for tool in request["tools"]]
+    if provider == "google":
+        return [(tool["name"], tool["parameters"]) for tool in request["tools"][0]["functionDeclarations"]]
+    return [(tool["function"]["name"], tool["function"]["parameters"]) for tool in request["tools"]]
+
+
+def last_user_text(provider: str, request: dict[str, Any]) -> str:
+    if provider == "google":
+        return str(request["contents"][-1]["parts"][0]["text"])
+    return str(request["messages"][-1]["content"])
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [("openai-compatible", "gpt-standin"), ("anthropic", "claude-standin"), ("google", "gemini-standin")],
+)
 async def test_a_provider_with_native_tool_calling_is_offered_the_bots_tools_and_picks_one(
-    client, alice, standin
+    client, alice, standin, provider: str, model: str
 ) -> None:
     from tests.providers.standins import API_KEY
 
+    base_url = standin.url + "/v1" if provider == "openai-compatible" else standin.url
     configured = await client.put(
-        "/api/v1/providers/openai-compatible",
+        f"/api/v1/providers/{provider}",
         headers=alice.headers,
-        json={"api_key": API_KEY, "base_url": standin.url + "/v1"},
+        json={"api_key": API_KEY, "base_url": base_url},
     )
     assert configured.status_code == 200, configured.text
     standin.script.tool_call = ("calculator", {"expression": "17 * 23"})
     standin.script.reply = ("17 times 23 is 391.",)
     conversation_id = await new_conversation(
-        client,
-        alice,
-        plugins=["calculator", "weather"],
-        llm_config={"provider": "openai-compatible", "model": "gpt-standin"},
+        client, alice, plugins=["calculator", "weather"], llm_config={"provider": provider, "model": model}
     )
 
     response = await ask(client, alice, conversation_id, "How much is seventeen times twenty-three?")
@@ -239,10 +257,9 @@ async def test_a_provider_with_native_tool_calling_is_offered_the_bots_tools_and
         {"expression": "17 * 23"},
         "391",
     )
-    offered, answered = [
-        request.body for request in standin.received if request.path == "/v1/chat/completions"
-    ]
+    offered, answered = [request.body for request in standin.received]
     # Natively, every tool of the bot is offered (no words needed), and the model decides.
-    assert [tool["function"]["name"] for tool in offered["tools"]] == ["calculator", "weather"]
-    assert offered["tools"][0]["function"]["parameters"]["required"] == ["expression"]
-    assert answered["stream"] is True and "391" in answered["messages"][-1]["content"]
+    functions = offered_functions(provider, offered)
+    assert [name for name, _schema in functions] == ["calculator", "weather"]
+    assert functions[0][1]["required"] == ["expression"]
+    assert "391" in last_user_text(provider, answered)

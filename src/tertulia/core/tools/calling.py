@@ -2,8 +2,8 @@
 run it, and hand the result back for the answer.
 
 Three ways to ask, by what the model can do:
-- a provider with native tool calling (OpenAI-compatible servers, `call_tool`) is offered
-  every tool of the bot and decides itself;
+- a provider with native tool calling (`call_tool`: OpenAI-compatible servers, Anthropic,
+  Gemini) is offered every tool of the bot and decides itself;
 - a model that writes constrained JSON (the local one, `structured`) is offered only the
   tools a question plausibly needs (each tool's `asked_by` words), and a grammar made from
   the tools' schemas makes its call always parseable (measured with Qwen 0.5B: without it
