@@ -473,7 +473,7 @@ class ChatEngine:
             except TertuliaError as error:
                 await self._count_error(bot.id)
                 await self._record_spent(actor, generation, provider, bot.id, conversation.id)
-                yield Failed(generation.failure(error))
+                yield _failed(generation.failure(error), actor, conversation.id)
                 return
         fixed = _fixed_answer(bot, knows, sources) if used is None else None
         if fixed is not None:
@@ -565,6 +565,7 @@ class ChatEngine:
                 extra = [await get_bot(session, actor, bot_id) for bot_id in request.also_from]
                 await require_quota(session, actor.account_id, self._quota_for(actor.account.plan))
                 await limits.require_room(session, actor, "tokens")
+                tools = await enabled_tools(session, bot) if bot is not None else []
                 if bot is not None:
                     resolved = await resolve(session, bot, chat_task(bot, request.turns[-1].content))
                 elif request.model is not None:
@@ -592,7 +593,24 @@ class ChatEngine:
             return
         if knows:
             yield Sources(sources)
-        fixed = _fixed_answer(bot, knows, sources) if bot is not None else None
+        bot_id = bot.id if bot is not None else None
+        generation = _Generation(model)
+        used: ToolOutcome | None = None
+        if tools:
+            assert bot is not None
+            question = request.turns[-1].content
+            try:
+                used = await self._use_tool(actor, bot, None, generation, tools, question)
+                if used is not None:
+                    yield ToolCalled(used.call)
+                    yield ToolReturned(used)
+                    exchange = replace(exchange, question=calling.answer_turn(question, used))
+                    turns, prompt_tokens = await exchange.prompt(model)
+            except TertuliaError as error:
+                await self._record_spent(actor, generation, provider, bot_id)
+                yield _failed(generation.failure(error), actor)
+                return
+        fixed = _fixed_answer(bot, knows, sources) if bot is not None and used is None else None
         if fixed is not None:
             yield Token(fixed.text)
             yield Done(fixed.text, Usage(0, 0), model.model_id, sources=fixed.sources)
@@ -604,8 +622,6 @@ class ChatEngine:
             max_tokens=wanted,
             stop=request.stop,
         )
-        bot_id = bot.id if bot is not None else None
-        generation = _Generation(model)
         try:
             async with aclosing(
                 generation.run_continued(exchange, turns, prompt_tokens, sampling, request.continuations)
@@ -630,7 +646,7 @@ class ChatEngine:
         self,
         actor: Principal,
         bot: Bot,
-        conversation_id: str,
+        conversation_id: str | None,
         generation: "_Generation",
         tools: list[tuple[Tool, dict[str, Any]]],
         question: str,

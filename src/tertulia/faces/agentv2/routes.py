@@ -15,7 +15,17 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.core import bots, conversations, handoff
-from tertulia.core.chat import ChatEvent, Done, Failed, Question, Sources, Token, collect_reply, opening
+from tertulia.core.chat import (
+    ChatEvent,
+    Done,
+    Failed,
+    Question,
+    Sources,
+    Token,
+    ToolReturned,
+    collect_reply,
+    opening,
+)
 from tertulia.core.errors import NotFound
 from tertulia.core.knowledge import bases, documents
 from tertulia.core.knowledge.retrieval import Query as SearchQuery
@@ -251,6 +261,8 @@ async def _stream(
             elif isinstance(event, Sources):
                 for ref in _refs(event.sources):
                     yield _sse("source", ref.model_dump())
+            elif isinstance(event, ToolReturned):  # a tool the agent used before answering
+                yield _sse("tool", event.outcome.stored())
             elif isinstance(event, Failed):
                 yield _sse("error", error_body(event.error)[1])
                 return

@@ -2,6 +2,7 @@
 stored conversation), `send` then `receive` — as JSON or as an `application/jsonl` stream
 of `token`, `message`, `usage` and a final `result` line (docs/chatbotkit-face.md §5)."""
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -11,7 +12,17 @@ from sqlalchemy import false, select
 
 from tertulia.core import contacts, conversations
 from tertulia.core.catalog import ModelChoice
-from tertulia.core.chat import ChatEvent, Completion, Done, Failed, Question, Token, collect_reply, opening
+from tertulia.core.chat import (
+    ChatEvent,
+    Completion,
+    Done,
+    Failed,
+    Question,
+    Token,
+    ToolReturned,
+    collect_reply,
+    opening,
+)
 from tertulia.core.errors import Invalid, TertuliaError
 from tertulia.core.models import chat_choice
 from tertulia.core.principal import owned
@@ -270,12 +281,23 @@ async def _answer(request: Request, events: AsyncIterator[ChatEvent], shape: Any
     return jsonl(_lines(await opening(events, _the_requests_fault), events, shape))
 
 
+def _activity(event: ToolReturned) -> dict[str, Any]:
+    stored = event.outcome.stored()
+    told = stored.get("result") if "result" in stored else {"error": stored["error"]}
+    arguments = json.dumps(stored["arguments"], ensure_ascii=False)
+    text = f"{stored['name']}({arguments}) → {json.dumps(told, ensure_ascii=False)}"
+    return {"type": "activity", "text": text, "meta": {"toolCall": stored}}
+
+
 async def _lines(first: ChatEvent | None, events: AsyncIterator[ChatEvent], shape: Any) -> AsyncIterator[str]:
     async with aclosing(events):  # type: ignore[type-var]
         event = first
         while event is not None:
             if isinstance(event, Token) and event.text:
                 yield line("token", {"token": event.text})
+            elif isinstance(event, ToolReturned):
+                # ChatBotKit tells of a function the bot ran as an activity message.
+                yield line("message", _activity(event))
             elif isinstance(event, Failed):
                 _, body = error_body(event.error)
                 yield line("error", body)
