@@ -461,21 +461,30 @@ class ChatEngine:
         if knows:
             yield Sources(sources)
         generation = _Generation(model)
-        used: ToolOutcome | None = None
+        tool_calls: list[ToolOutcome] = []
         if tools:
             try:
-                used = await self._use_tool(actor, bot, conversation.id, generation, tools, question.content)
-                if used is not None:
-                    yield ToolCalled(used.call)
-                    yield ToolReturned(used)
-                    exchange = replace(exchange, question=calling.answer_turn(question.content, used))
+                tool_calls = await self._use_tools(
+                    actor, bot, conversation.id, generation, tools, question.content
+                )
+                for outcome in tool_calls:
+                    yield ToolCalled(outcome.call)
+                    yield ToolReturned(outcome)
+                answered = calling.answered(tool_calls)
+                if answered is not None:
+                    exchange = replace(exchange, question=calling.answer_turn(question.content, answered))
                     turns, prompt_tokens = await exchange.prompt(model)
             except TertuliaError as error:
                 await self._count_error(bot.id)
                 await self._record_spent(actor, generation, provider, bot.id, conversation.id)
                 yield _failed(generation.failure(error), actor, conversation.id)
                 return
-        fixed = _fixed_answer(bot, knows, sources) if used is None else None
+        given = calling.final_answer(tool_calls)
+        if given is not None:
+            # A tool that answers for the bot (a person was asked for): no model call.
+            fixed: _Fixed | None = _Fixed(given, [], "handoff")
+        else:
+            fixed = _fixed_answer(bot, knows, sources) if calling.answered(tool_calls) is None else None
         if fixed is not None:
             # A stored answer given as written, or nothing found: no model call.
             canned = _Generation(model)
@@ -491,13 +500,13 @@ class ChatEngine:
                 partial=False,
                 sources=fixed.sources,
                 flag=fixed.flag,
+                tool_calls=tool_calls,
             )
             yield Done(canned.text, usage, model.model_id, user_message, reply, sources=fixed.sources)
             return
 
         # (The bot's top_k is retrieval's, CriaBot's sense: not a sampling setting.)
         sampling = Sampling(temperature=bot.temperature, top_p=bot.top_p, max_tokens=bot.max_reply_tokens)
-        tool_calls = [used] if used is not None else []
         try:
             async with aclosing(
                 generation.run_continued(exchange, turns, prompt_tokens, sampling, continuations)
@@ -599,8 +608,13 @@ class ChatEngine:
         if tools:
             assert bot is not None
             question = request.turns[-1].content
+            # No conversation: the tools that keep something on one (lead capture, handoff)
+            # have nothing to work on.
+            stateless = [(tool, config) for tool, config in tools if tool.spec.read_arguments is None]
             try:
-                used = await self._use_tool(actor, bot, None, generation, tools, question)
+                used = calling.answered(
+                    await self._use_tools(actor, bot, None, generation, stateless, question)
+                )
                 if used is not None:
                     yield ToolCalled(used.call)
                     yield ToolReturned(used)
@@ -642,7 +656,7 @@ class ChatEngine:
             generation.text, usage, model.model_id, finish_reason=generation.finish_reason, sources=sources
         )
 
-    async def _use_tool(
+    async def _use_tools(
         self,
         actor: Principal,
         bot: Bot,
@@ -650,15 +664,33 @@ class ChatEngine:
         generation: "_Generation",
         tools: list[tuple[Tool, dict[str, Any]]],
         question: str,
-    ) -> ToolOutcome | None:
-        """The bot's model asked for one call of its tools, which is run; None when the
-        question needs none. What asking cost is the reply's first model call."""
-        call, spent = await calling.plan(generation.model, [tool for tool, _config in tools], question)
+    ) -> list[ToolOutcome]:
+        """Runs the bot's tools that the question calls for: first those that read their
+        arguments from it (lead capture, a request for a person), then one call the model asks
+        for. What asking cost is the reply's first model call."""
+        outcomes = []
+        for call, tool, config in calling.read_calls(tools, question):
+            outcomes.append(await self._run_tool(actor, bot, conversation_id, call, tool, config))
+        if calling.final_answer(outcomes) is not None:
+            return outcomes
+        left = [(tool, config) for tool, config in tools if tool.spec.read_arguments is None]
+        call, spent = await calling.plan(generation.model, [tool for tool, _config in left], question)
         if spent.prompt_tokens or spent.completion_tokens:
             generation.calls.append(_Call(spent.prompt_tokens, reported=spent))
-        if call is None:
-            return None
-        tool, config = next((tool, config) for tool, config in tools if tool.spec.id == call.name)
+        if call is not None:
+            tool, config = next((tool, config) for tool, config in left if tool.spec.id == call.name)
+            outcomes.append(await self._run_tool(actor, bot, conversation_id, call, tool, config))
+        return outcomes
+
+    async def _run_tool(
+        self,
+        actor: Principal,
+        bot: Bot,
+        conversation_id: str | None,
+        call: ToolCall,
+        tool: Tool,
+        config: dict[str, Any],
+    ) -> ToolOutcome:
         context = ToolContext(
             actor=actor,
             bot=bot,

@@ -10,9 +10,10 @@ the conversation is linked to it, so every face's contact list shows the lead.
 A request for a person marks the conversation `human_requested` and `unresolved`, so that
 an operator's list shows it.
 
-Until the chat engine calls tools (the tools issue), both tools read the visitor's message
-themselves: an email or phone number in it is captured, and an explicit request for a
-person, in English, Spanish, Portuguese or Chinese, is a handoff.
+Both tools (core.tools.lead_capture, core.tools.request_human) read the visitor's message
+themselves, with no model: an email or phone number in it is captured, and an explicit
+request for a person, in English, Spanish, Portuguese or Chinese, is a handoff, which the
+bot answers with HANDOFF_REPLY.
 """
 
 import re
@@ -22,10 +23,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.core import contacts
-from tertulia.core.conversations import add_message, get_conversation
+from tertulia.core.conversations import get_conversation
 from tertulia.core.errors import Invalid, NotFound
 from tertulia.core.principal import Principal
-from tertulia.store.tables import Bot, Conversation, Message, utcnow
+from tertulia.store.tables import Conversation, utcnow
 
 CONTACT_FIELDS = {"email": 320, "firstName": 128, "lastName": 128, "phoneNumber": 64}
 HANDOFF_REPLY = "I have asked a person from our team to join this conversation; they will answer here."
@@ -124,31 +125,3 @@ async def request_human(session: AsyncSession, actor: Principal, conversation_id
     conversation.updated_at = utcnow()
     await session.commit()
     return conversation
-
-
-def uses(bot: Bot, tool: str) -> bool:
-    return tool in (bot.plugins or [])
-
-
-async def before_reply(
-    session: AsyncSession,
-    actor: Principal,
-    bot: Bot,
-    conversation_id: str,
-    text: str,
-    contact: dict[str, str],
-) -> Message | None:
-    """What the lead-capture and request-human tools do with a visitor's message before the
-    bot answers it: keep the contact (the client's, and with lead capture the one written in
-    the message), and, when a person is asked for, hand the conversation over and answer so.
-    Returns that answer (the exchange is stored), or None for the bot to answer as usual."""
-    if uses(bot, "lead-capture"):
-        contact = {**contact_in(text), **contact}
-    await keep_contact(session, actor, conversation_id, contact)
-    if not (uses(bot, "request-human") and asks_for_human(text)):
-        return None
-    await request_human(session, actor, conversation_id)
-    await add_message(session, actor, conversation_id, "user", text)
-    return await add_message(
-        session, actor, conversation_id, "assistant", HANDOFF_REPLY, metadata={"handoff": True, "sources": []}
-    )

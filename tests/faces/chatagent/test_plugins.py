@@ -263,3 +263,23 @@ async def test_a_provider_with_native_tool_calling_is_offered_the_bots_tools_and
     assert [name for name, _schema in functions] == ["calculator", "weather"]
     assert functions[0][1]["required"] == ["expression"]
     assert "391" in last_user_text(provider, answered)
+
+
+async def test_lead_capture_and_a_request_for_a_person_are_tools_in_every_face(client, alice) -> None:
+    """The Agent v2 tools on a ChatAgent bot: they read the visitor's message themselves (no
+    model needed), and a person asked for is answered with the handoff, no model call."""
+    conversation_id = await new_conversation(client, alice, plugins=["lead-capture", "request-human"])
+
+    response = await ask(
+        client, alice, conversation_id, "I want to talk to a real person, my email is ana@example.com"
+    )
+
+    assert response.status_code == 200, response.text
+    reply = response.json()["bot_response"]
+    assert "person" in reply["content"] and reply["metadata"]["handoff"] is True
+    captured, handed = reply["metadata"]["tool_calls"]
+    assert (captured["name"], captured["arguments"]) == ("lead-capture", {"email": "ana@example.com"})
+    assert handed["name"] == "request-human" and handed["result"]["status"] == "unresolved"
+    conversation = (await client.get(f"/api/v1/conversations/{conversation_id}", headers=alice.headers)).json()
+    assert conversation["status"] == "unresolved"
+    assert conversation["context"]["contact"] == {"email": "ana@example.com"}

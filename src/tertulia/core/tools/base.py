@@ -37,6 +37,11 @@ class ToolSpec:
     # Words in a question that make the tool worth offering to a model without native tool
     # calls (the small local one); None: never offered that way.
     asked_by: re.Pattern[str] | None = None
+    # For a tool that needs no model to call it: its arguments read from the question, or
+    # None when the question does not call for it (lead capture reads contact details).
+    read_arguments: Callable[[str], dict[str, Any] | None] | None = None
+    # What the bot answers, with no model call, once the tool has run (a handoff's reply).
+    answer: str | None = None
     version: str = "1.0.0"
     author: str = "Tertulia"
 

@@ -61,6 +61,35 @@ class StructuredModel(Protocol):
     async def structured(self, turns: list[ChatTurn], schema: dict[str, Any], max_tokens: int) -> str: ...
 
 
+def read_calls(
+    tools: list[tuple[Tool, dict[str, Any]]], question: str
+) -> list[tuple[ToolCall, Tool, dict[str, Any]]]:
+    """The calls of the tools that read their own arguments from the question."""
+    calls = []
+    for tool, config in tools:
+        arguments = tool.spec.read_arguments(question) if tool.spec.read_arguments is not None else None
+        if arguments is not None:
+            calls.append((ToolCall(f"call_{secrets.token_hex(8)}", tool.spec.id, arguments), tool, config))
+    return calls
+
+
+def answered(outcomes: list[ToolOutcome]) -> ToolOutcome | None:
+    """The outcome the model answers from: the call it asked for (the tools that read their
+    own arguments work on the side, and are not shown to it)."""
+    return next(
+        (outcome for outcome in outcomes if TOOLS[outcome.call.name].spec.read_arguments is None), None
+    )
+
+
+def final_answer(outcomes: list[ToolOutcome]) -> str | None:
+    """The answer of a tool that gives one (a handoff), once it has run without failing."""
+    for outcome in outcomes:
+        answer = TOOLS[outcome.call.name].spec.answer
+        if answer is not None and outcome.error is None:
+            return answer
+    return None
+
+
 def offered(tools: list[Tool], question: str) -> list[Tool]:
     """The tools worth offering for `question`: those whose words it uses."""
     return [tool for tool in tools if tool.spec.asked_by is not None and tool.spec.asked_by.search(question)]
@@ -185,4 +214,15 @@ def answer_turn(question: str, outcome: ToolOutcome) -> ChatTurn:
     )
 
 
-__all__ = ["TOOLS", "ToolCall", "ToolOutcome", "answer_turn", "offered", "plan", "run"]
+__all__ = [
+    "TOOLS",
+    "ToolCall",
+    "ToolOutcome",
+    "answer_turn",
+    "answered",
+    "final_answer",
+    "offered",
+    "plan",
+    "read_calls",
+    "run",
+]

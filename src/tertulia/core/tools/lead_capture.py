@@ -22,6 +22,8 @@ SPEC = ToolSpec(
         "additionalProperties": False,
     },
     config_schema={},
+    # The details are read from the visitor's message (an email address, a phone number).
+    read_arguments=lambda text: handoff.contact_in(text) or None,
 )
 
 

@@ -13,6 +13,9 @@ SPEC = ToolSpec(
     category="support",
     parameters={"type": "object", "properties": {}, "additionalProperties": False},
     config_schema={},
+    # An explicit request for a person (en, es, pt, zh) calls it; the bot then says so.
+    read_arguments=lambda text: {} if handoff.asks_for_human(text) else None,
+    answer=handoff.HANDOFF_REPLY,
 )
 
 

@@ -219,19 +219,11 @@ async def chat(
     whole answer, as the JSON reply)."""
     bot = await bots.get_bot(session, principal, agent_id)
     conversation = await _conversation(session, principal, bot, body)
+    # The client's contact is kept as sent; what the visitor writes (an email address, a
+    # request for a person) is the bot's tools' to act on, in the chat engine.
     contact = handoff.check_contact(body.contact.model_dump(exclude_none=True) if body.contact else {})
-    handed = await handoff.before_reply(session, principal, bot, conversation.id, body.query, contact)
+    await handoff.keep_contact(session, principal, conversation.id, contact)
     streaming = body.streaming or "text/event-stream" in (accept or "")
-    if handed is not None:
-        whole = ChatResponse(
-            answer=handed.content, conversationId=conversation.id, messageId=handed.id, sources=[]
-        )
-        if not streaming:
-            return whole
-        return StreamingResponse(
-            iter([_sse("token", {"token": handed.content}), _sse("done", whole.model_dump())]),
-            media_type="text/event-stream",
-        )
     events = runtime.chat.reply(principal, conversation.id, Question(body.query))
     if not streaming:
         done = await collect_reply(events)
