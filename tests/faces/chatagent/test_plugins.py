@@ -280,6 +280,7 @@ async def test_lead_capture_and_a_request_for_a_person_are_tools_in_every_face(c
     captured, handed = reply["metadata"]["tool_calls"]
     assert (captured["name"], captured["arguments"]) == ("lead-capture", {"email": "ana@example.com"})
     assert handed["name"] == "request-human" and handed["result"]["status"] == "unresolved"
-    conversation = (await client.get(f"/api/v1/conversations/{conversation_id}", headers=alice.headers)).json()
+    fetched = await client.get(f"/api/v1/conversations/{conversation_id}", headers=alice.headers)
+    conversation = fetched.json()
     assert conversation["status"] == "unresolved"
     assert conversation["context"]["contact"] == {"email": "ana@example.com"}
