@@ -488,7 +488,8 @@ class ChatEngine:
         if fixed is not None:
             # A stored answer given as written, or nothing found: no model call.
             canned = _Generation(model)
-            canned.calls.append(_Call(0, [fixed.text], Usage(0, 0)))
+            # (Asking the model for a tool call, if it was asked, still counts.)
+            canned.calls = [*generation.calls, _Call(0, [fixed.text], Usage(0, 0))]
             yield Token(fixed.text)
             user_message, reply, usage = await self._save(
                 actor,
