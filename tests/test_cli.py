@@ -242,3 +242,37 @@ def test_serve_writes_plain_lines_with_the_request_id_when_asked(env: dict[str, 
         " uvicorn.access [probe-789] " in line and '"GET /health HTTP/1.1" 200' in line for line in lines
     )
     assert any(" tertulia.serve [-] Tertulia " in line for line in lines), lines
+
+
+def test_a_websockets_log_lines_carry_an_id_of_its_own_and_its_account(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    from websockets.sync.client import connect
+
+    output = tmp_path / "server.log"
+    with serving(env, tmp_path, output) as base:
+        signed_up = httpx.post(
+            f"{base}/api/v1/auth/register",
+            json={"username": "socket", "email": "socket@example.com", "password": "correct horse"},
+        ).json()
+        headers = {"Authorization": f"Bearer {signed_up['access_token']}"}
+        bot = httpx.post(
+            f"{base}/api/v1/bots/",
+            headers=headers,
+            json={"name": "Unkeyed", "llm_config": {"provider": "openai", "model": "gpt-4o"}},
+        ).json()
+        conversation = httpx.post(
+            f"{base}/api/v1/conversations/", headers=headers, json={"bot_id": bot["id"]}
+        )
+        address = base.replace("http://", "ws://")
+        url = (
+            f"{address}/api/v1/ws/conversations/{conversation.json()['id']}?token={signed_up['access_token']}"
+        )
+        with connect(url) as socket:
+            socket.send(json.dumps({"type": "user_message", "content": "Hello?"}))
+            while json.loads(socket.recv(timeout=60))["type"] != "error":
+                pass
+
+    lines = [json.loads(line) for line in output.read_text().splitlines() if line.strip()]
+    failure = next(line for line in lines if line["logger"] == "tertulia.chat")
+    assert failure["request_id"].startswith("ws_") and failure["account_id"] == signed_up["user_info"]["id"]

@@ -2,6 +2,7 @@
 byte) for Prometheus, and notes each request to a face, with its account, in the runtime's
 recorder, which writes them in batches later: nothing is written on the request's path."""
 
+import secrets
 import time
 from collections.abc import Sequence
 
@@ -10,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tertulia.core.monitoring import FinishedRequest, Recorder, stop_using_recorder, use_recorder
 from tertulia.core.monitoring import instruments as metrics
-from tertulia.core.monitoring.context import RequestTrace
+from tertulia.core.monitoring.context import RequestTrace, begin_trace, end_trace
 from tertulia.faces.errors import ErrorDialect
 from tertulia.store.tables import utcnow
 
@@ -46,9 +47,12 @@ class RequestMonitor:
     ) -> None:
         metrics.WEBSOCKETS_OPEN.labels(face).inc()
         recorder.websockets += 1
+        # A socket's log lines carry an id of its own too (and its account, once admitted).
+        trace = begin_trace(RequestTrace(f"ws_{secrets.token_hex(12)}"))
         try:
             await self.app(scope, receive, send)
         finally:
+            end_trace(trace)
             recorder.websockets -= 1
             metrics.WEBSOCKETS_OPEN.labels(face).dec()
 

@@ -28,6 +28,7 @@ from tertulia.core.chat import Done, Failed, Question, Token, ToolCalled, ToolRe
 from tertulia.core.conversation_events import ConversationEvent, MessageAdded, StatusChanged
 from tertulia.core.conversations import get_conversation
 from tertulia.core.errors import Invalid, TertuliaError, Unauthenticated
+from tertulia.core.monitoring import bind_account
 from tertulia.core.principal import Principal
 from tertulia.faces.chatagent.conversations import SENDER_TYPES
 from tertulia.faces.chatagent.errors import CODES
@@ -103,6 +104,7 @@ async def _admit(runtime: Runtime, token: str | None, conversation_id: str) -> t
         if not principal.allows_route(f"/api/v1/ws/conversations/{conversation_id}"):
             raise Unauthenticated("this key is limited to other routes")
         conversation = await get_conversation(session, principal, conversation_id)
+    bind_account(principal.account_id)  # the socket's log lines are this account's
     return principal, conversation.bot_id
 
 
