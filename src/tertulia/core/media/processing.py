@@ -120,7 +120,7 @@ def find_tools(transcriber: Transcriber | None) -> Toolbox:
         import pytesseract
 
         languages = tuple(sorted(set(pytesseract.get_languages(config="")) - {"osd", "equ"}))
-    except Exception:  # no pytesseract, or no tesseract binary: no OCR
+    except (ImportError, OSError, RuntimeError):  # no pytesseract, or no working tesseract: no OCR
         languages = ()
     return Toolbox(
         have_images, languages, images.face_detection_available(), av.tools_available(), transcriber
