@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -187,12 +188,12 @@ def test_admins_are_made_on_the_command_line_and_see_the_whole_server(
     assert unknown.returncode == 1 and "no account" in unknown.stderr
 
 
-def failing_chat(server: str, request_id: str) -> str:
-    """A message whose bot's model (OpenAI, with no key on this server) cannot answer, sent
-    with this request id; returns the account's id."""
+def unanswerable_conversation(server: str, username: str) -> tuple[dict[str, Any], str]:
+    """A new account (its sign-up reply) and a conversation with a bot whose model (OpenAI,
+    with no key on this server) cannot answer."""
     signed_up = httpx.post(
         f"{server}/api/v1/auth/register",
-        json={"username": "logged", "email": "logged@example.com", "password": "correct horse"},
+        json={"username": username, "email": f"{username}@example.com", "password": "correct horse"},
     ).json()
     headers = {"Authorization": f"Bearer {signed_up['access_token']}"}
     bot = httpx.post(
@@ -201,9 +202,15 @@ def failing_chat(server: str, request_id: str) -> str:
         json={"name": "Unkeyed", "llm_config": {"provider": "openai", "model": "gpt-4o"}},
     ).json()
     conversation = httpx.post(f"{server}/api/v1/conversations/", headers=headers, json={"bot_id": bot["id"]})
+    return signed_up, str(conversation.json()["id"])
+
+
+def failing_chat(server: str, request_id: str) -> str:
+    """A message the bot cannot answer, sent with this request id; returns the account's id."""
+    signed_up, conversation_id = unanswerable_conversation(server, "logged")
     sent = httpx.post(
-        f"{server}/api/v1/conversations/{conversation.json()['id']}/messages",
-        headers={**headers, "X-Request-ID": request_id},
+        f"{server}/api/v1/conversations/{conversation_id}/messages",
+        headers={"Authorization": f"Bearer {signed_up['access_token']}", "X-Request-ID": request_id},
         json={"content": "Hello?"},
     )
     assert sent.status_code == 503, sent.text
@@ -251,23 +258,9 @@ def test_a_websockets_log_lines_carry_an_id_of_its_own_and_its_account(
 
     output = tmp_path / "server.log"
     with serving(env, tmp_path, output) as base:
-        signed_up = httpx.post(
-            f"{base}/api/v1/auth/register",
-            json={"username": "socket", "email": "socket@example.com", "password": "correct horse"},
-        ).json()
-        headers = {"Authorization": f"Bearer {signed_up['access_token']}"}
-        bot = httpx.post(
-            f"{base}/api/v1/bots/",
-            headers=headers,
-            json={"name": "Unkeyed", "llm_config": {"provider": "openai", "model": "gpt-4o"}},
-        ).json()
-        conversation = httpx.post(
-            f"{base}/api/v1/conversations/", headers=headers, json={"bot_id": bot["id"]}
-        )
+        signed_up, conversation_id = unanswerable_conversation(base, "socket")
         address = base.replace("http://", "ws://")
-        url = (
-            f"{address}/api/v1/ws/conversations/{conversation.json()['id']}?token={signed_up['access_token']}"
-        )
+        url = f"{address}/api/v1/ws/conversations/{conversation_id}?token={signed_up['access_token']}"
         with connect(url) as socket:
             socket.send(json.dumps({"type": "user_message", "content": "Hello?"}))
             while json.loads(socket.recv(timeout=60))["type"] != "error":
