@@ -7,7 +7,8 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from tertulia import __version__
-from tertulia.faces import agentv2, bytchat, chatagent, chatbotkit, criabot, health, metrics, openai
+from tertulia.faces import agentv2, bytchat, chatagent, chatbotkit, criabot, health, metrics, openai, web
+from tertulia.faces.chatagent.widget import WidgetCors
 from tertulia.faces.errors import install_error_handlers
 from tertulia.faces.inputs import refuse_nul_in_url
 from tertulia.faces.request_context import RequestContextMiddleware
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(refuse_nul_in_url)],
     )
     app.include_router(health.router)
+    app.include_router(web.router)
     if settings.metrics_enabled:
         app.include_router(metrics.router)
     app.include_router(chatbotkit.router)
@@ -70,4 +72,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "X-RateLimit-Reset",
             ],
         )
+    # Outermost: a widget's preflight is answered from the bot's own allowed origins.
+    app.add_middleware(WidgetCors)
     return app

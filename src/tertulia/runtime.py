@@ -177,6 +177,7 @@ async def start_runtime(settings: Settings) -> Runtime:
         settings.anonymous_rate_limit,
         settings.redis_url or settings.rate_limit_storage,
         settings.redis_timeout_seconds,
+        visitor=settings.widget_visitor_rate_limit,
     )
     events = conversation_events(settings.redis_url, settings.redis_timeout_seconds)
     models = ModelRegistry(settings)

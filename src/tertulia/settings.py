@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     default_plan: str = "standard"
     # Sign-up and login are limited per client address, before anyone is known.
     anonymous_rate_limit: str = "30/minute"
+    # Each web widget visitor, on top of the account's plan (docs/web-channel.md).
+    widget_visitor_rate_limit: str = "20/minute;300/hour"
+    # How long a widget visitor keeps its conversation (its token's lifetime) on one browser.
+    widget_visitor_days: int = Field(default=90, ge=1, le=3650)
     rate_limit_storage: str = "memory://"
     # Several API processes share Redis (needs tertulia[scale]): rate limits are counted
     # there, whatever rate_limit_storage says, and conversation events reach every
@@ -172,7 +176,7 @@ class Settings(BaseSettings):
             parse_many(rule)  # raises ValueError on a malformed rule
         return plans
 
-    @field_validator("anonymous_rate_limit")
+    @field_validator("anonymous_rate_limit", "widget_visitor_rate_limit")
     @classmethod
     def _anonymous_rule_parses(cls, rule: str) -> str:
         parse_many(rule)

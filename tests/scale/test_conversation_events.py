@@ -24,6 +24,7 @@ from tertulia.store.tables import Conversation, Message
 from tests.faces.agentv2.test_agentv2 import agent
 from tests.faces.chatagent.conftest import User, sign_up
 from tests.faces.chatagent.test_chat import ask, new_conversation
+from tests.faces.chatagent.widget_setup import new_visitor, read_events, web_bot
 from tests.live_server import serve_in_thread
 from tests.scale.conftest import RedisServer
 
@@ -254,3 +255,43 @@ async def test_the_redis_listener_comes_back_after_redis_restarts(redis_server: 
         listener.unwatch("conv_1", queue)
         await publisher.close()
         await listener.close()
+
+
+async def test_an_operators_reply_reaches_a_widget_visitor_on_another_server(two_servers) -> None:
+    """The visitor's live stream is on the second server; the operator works on the first."""
+    first, second = two_servers
+    site = "https://shop.example.com"
+    async with (
+        httpx.AsyncClient(base_url=f"http://{first}", timeout=60) as operator_side,
+        httpx.AsyncClient(base_url=f"http://{second}", timeout=60) as visitor_side,
+    ):
+        owner = await sign_up(operator_side, "olga")
+        bot = await web_bot(operator_side, owner, [site])
+        visitor = await new_visitor(visitor_side, bot)
+        asked = await visitor_side.post(bot.path("handoff"), headers=visitor)
+        conversation_id = asked.json()["conversation"]["id"]
+        async with visitor_side.stream(
+            "GET", bot.path("events"), headers={"Origin": site, **visitor}
+        ) as live:
+            lines = live.aiter_lines()
+            assert await asyncio.wait_for(anext(lines), 10) == ": connected"
+            taken = await operator_side.post(
+                f"/api/v1/conversations/{conversation_id}/takeover",
+                headers=owner.headers,
+                json={"name": "Olga"},
+            )
+            assert taken.status_code == 200, taken.text
+            said = await operator_side.post(
+                f"/api/v1/conversations/{conversation_id}/operator-messages",
+                headers=owner.headers,
+                json={"content": "Olga here, from the other server."},
+            )
+            assert said.status_code == 201, said.text
+            received = ""
+            while "from the other server" not in received:
+                received += await asyncio.wait_for(anext(lines), 15) + "\n"
+        told = read_events(received)
+        assert told[0][0] == "status" and told[0][1]["conversation"]["operator"] == "Olga"
+        assert told[0][1]["conversation"]["human_requested"] is False  # the request was answered
+        assert told[-1][0] == "message" and told[-1][1]["id"] == said.json()["id"]
+        assert told[-1][1]["role"] == "operator" and told[-1][1]["sender_name"] == "Olga"

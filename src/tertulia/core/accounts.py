@@ -284,6 +284,8 @@ async def authenticate_token(session: AsyncSession, token: str, secret: str) -> 
             raise Unauthenticated("the access token has expired") from error
         except jwt.InvalidTokenError as error:
             raise Unauthenticated("the access token is not valid") from error
+        if claims.get("typ") == "visitor":
+            return await _authenticate_visitor(session, claims)
         if claims.get("typ") != "access":
             raise Unauthenticated("the access token is not valid")
         account = await session.get(Account, str(claims["sub"]))
@@ -291,6 +293,70 @@ async def authenticate_token(session: AsyncSession, token: str, secret: str) -> 
             raise Unauthenticated("the access token is not valid")
         return Principal(account)
     return await _authenticate_api_key(session, token)
+
+
+# --- web widget visitors ----------------------------------------------------------------
+
+# What a visitor may do: talk in its own conversations with the bot (whose settings the
+# engine reads), through the widget's paths only, which show nothing else of the bot.
+VISITOR_SCOPES = frozenset({"bots:read", "conversations:read", "conversations:write"})
+
+
+@dataclass(frozen=True)
+class VisitorPass:
+    visitor_id: str
+    token: str
+    expires_at: datetime
+
+
+def widget_routes(bot_id: str) -> tuple[str, ...]:
+    """What a widget key itself may call: the bot's public settings, and making visitors."""
+    return (f"widget/{bot_id}/config", f"widget/{bot_id}/visitors")
+
+
+def issue_visitor_token(widget_key: Principal, secret: str, ttl_seconds: int) -> VisitorPass:
+    """A new visitor of a widget key's bot: a signed token naming the visitor, the bot and the
+    key, so that revoking the key signs its visitors out."""
+    if widget_key.bot_id is None or widget_key.key_id is None or widget_key.visitor_id is not None:
+        raise Forbidden("only a widget key makes visitors")
+    visitor_id = "vis_" + secrets.token_urlsafe(16)
+    now = utcnow()
+    expires_at = now + timedelta(seconds=ttl_seconds)
+    claims = {
+        "sub": widget_key.account_id,
+        "iat": now,
+        "exp": expires_at,
+        "typ": "visitor",
+        "bot": widget_key.bot_id,
+        "key": widget_key.key_id,
+        "vid": visitor_id,
+    }
+    return VisitorPass(visitor_id, jwt.encode(claims, secret, algorithm=JWT_ALGORITHM), expires_at)
+
+
+async def _authenticate_visitor(session: AsyncSession, claims: dict[str, Any]) -> Principal:
+    key = await session.get(ApiKey, str(claims.get("key")))
+    bot_id, visitor_id = claims.get("bot"), claims.get("vid")
+    if (
+        key is None
+        or key.kind != "widget"
+        or key.revoked_at is not None
+        or key.bot_id != bot_id
+        or key.account_id != claims["sub"]
+        or not isinstance(visitor_id, str)
+    ):
+        raise Unauthenticated("the visitor token is not valid")
+    account = await session.get(Account, key.account_id)
+    if account is None or not account.is_active:
+        raise Unauthenticated("the visitor token is not valid")
+    return Principal(
+        account,
+        scopes=VISITOR_SCOPES,
+        bot_id=key.bot_id,
+        key_id=key.id,
+        routes=(f"widget/{key.bot_id}/**",),
+        visitor_id=visitor_id,
+    )
 
 
 # --- API keys -------------------------------------------------------------------------

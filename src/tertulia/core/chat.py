@@ -37,7 +37,8 @@ from tertulia.core.bots import get_bot
 from tertulia.core.catalog import ModelChoice, chat_task
 from tertulia.core.conversation_events import ORIGIN
 from tertulia.core.conversations import get_conversation
-from tertulia.core.errors import Invalid, TertuliaError, UpstreamFailed
+from tertulia.core.errors import Conflict, Invalid, TertuliaError, UpstreamFailed
+from tertulia.core.handoff import held_by
 from tertulia.core.knowledge.retrieval import Retriever, Source
 from tertulia.core.models import Resolved, resolve, resolve_for_account
 from tertulia.core.monitoring.log_capture import log_failure
@@ -128,7 +129,26 @@ class ToolReturned:
     outcome: ToolOutcome
 
 
-ChatEvent = Sources | ToolCalled | ToolReturned | Token | Done | Failed
+@dataclass(frozen=True)
+class Held:
+    """A person holds the conversation (core.handoff): the question is stored for them and
+    the bot does not answer. `user_message` is None when it was stored already."""
+
+    operator: str
+    user_message: Message | None
+
+
+class PersonHolds(Conflict):
+    """How a face that cannot say `Held` otherwise tells its client (409)."""
+
+    def __init__(self, held: Held) -> None:
+        super().__init__(
+            f"{held.operator} is answering this conversation in person; the message was kept for them",
+            {"operator": held.operator},
+        )
+
+
+ChatEvent = Sources | ToolCalled | ToolReturned | Token | Done | Failed | Held
 
 
 @dataclass(frozen=True)
@@ -438,6 +458,10 @@ class ChatEngine:
                 conversation = await get_conversation(session, actor, conversation_id)
                 bot = await get_bot(session, actor, conversation.bot_id)
                 extra = [await get_bot(session, actor, bot_id) for bot_id in also_from]
+                operator = held_by(conversation)
+                if operator is not None:
+                    yield Held(operator, await _keep_for_person(session, actor, conversation.id, question))
+                    return
                 history = await _history(session, conversation.id)
                 saved: Question | None = question  # what _save stores as the user's message
                 if question is None:
@@ -903,10 +927,36 @@ async def opening(
     failure before any of the reply is raised (and the stream closed) as a real error —
     those failures that `raised` picks; the others stay the stream's first event."""
     first = await anext(events, None)
+    if isinstance(first, Held):
+        await events.aclose()  # type: ignore[attr-defined]
+        raise PersonHolds(first)
     if isinstance(first, Failed) and raised(first.error):
         await events.aclose()  # type: ignore[attr-defined]
         raise first.error
     return first
+
+
+async def _keep_for_person(
+    session: AsyncSession, actor: Principal, conversation_id: str, question: Question | None
+) -> Message | None:
+    """Stores the question for the person who holds the conversation (no model call)."""
+    if question is None:
+        return None
+    await limits.require_room(session, actor, "messages")
+    session.info[ORIGIN] = question.origin  # the asking connection hears of it from its stream
+    message = Message(
+        account_id=actor.account_id,
+        conversation_id=conversation_id,
+        role="user",
+        content=question.content,
+        message_type=question.message_type,
+        meta=question.metadata,
+    )
+    session.add(message)
+    conversation = await get_conversation(session, actor, conversation_id)
+    conversation.updated_at = utcnow()
+    await session.commit()
+    return message
 
 
 async def collect_reply(events: AsyncIterator[ChatEvent]) -> Done:
@@ -915,6 +965,8 @@ async def collect_reply(events: AsyncIterator[ChatEvent]) -> Done:
         async for event in stream:
             if isinstance(event, Failed):
                 raise event.error
+            if isinstance(event, Held):
+                raise PersonHolds(event)
             if isinstance(event, Done):
                 return event
     raise UpstreamFailed("the model ended without a reply")

@@ -59,12 +59,27 @@ class MessageAdded:
 
 @dataclass(frozen=True)
 class StatusChanged:
-    """A conversation's status set to something else (handed to a person, resolved …)."""
+    """A conversation's status set to something else (resolved …), a person asked for, or
+    a person taking it over (`operator`: their name) or handing it back."""
 
     conversation_id: str
     status: str
     account_id: str
     origin: str | None = None
+    human_requested: bool = False
+    operator: str | None = None
+
+    @classmethod
+    def of(cls, conversation: Conversation, origin: str | None) -> "StatusChanged":
+        meta = conversation.meta or {}
+        return cls(
+            conversation.id,
+            conversation.status,
+            conversation.account_id,
+            origin,
+            human_requested=bool(meta.get("human_requested")),
+            operator=(meta.get("operator") or {}).get("name"),
+        )
 
 
 ConversationEvent = MessageAdded | StatusChanged
@@ -261,7 +276,7 @@ def announce_commits(database: Database, events: ConversationEvents) -> None:
             if isinstance(instance, Message):
                 pending.setdefault(id(instance), instance)
         for instance in session.dirty:
-            if isinstance(instance, Conversation) and inspect(instance).attrs.status.history.has_changes():
+            if isinstance(instance, Conversation) and _handling_changed(instance):
                 pending.setdefault(id(instance), instance)
 
     def forget(session: Session, *_previous: Any) -> None:
@@ -287,10 +302,28 @@ def announce_commits(database: Database, events: ConversationEvents) -> None:
     event.listen(sessions, "after_rollback", forget)
 
 
+# What in a conversation's metadata says who handles it (core.handoff).
+HANDLING_KEYS = ("human_requested", "operator")
+
+
+def _handling_changed(conversation: Conversation) -> bool:
+    """Whether the status, a request for a person or a take-over changed (not the title or
+    a contact detail)."""
+    attrs = inspect(conversation).attrs
+    if attrs.status.history.has_changes():
+        return True
+    history = attrs.meta.history
+    if not history.has_changes():
+        return False
+    before = (history.deleted or [None])[0] or {}
+    after = (history.added or [None])[0] or {}
+    return any(before.get(key) != after.get(key) for key in HANDLING_KEYS)
+
+
 def _event_of(instance: Message | Conversation, origin: str | None) -> ConversationEvent:
     if isinstance(instance, Message):
         return MessageAdded.of(instance, origin)
-    return StatusChanged(instance.id, instance.status, instance.account_id, origin)
+    return StatusChanged.of(instance, origin)
 
 
 async def _publish_in_order(

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.core import limits
@@ -13,7 +13,7 @@ from tertulia.core.contacts import get_contact
 from tertulia.core.errors import Invalid, NotFound
 from tertulia.core.paging import Page, count_rows
 from tertulia.core.principal import Principal, find_owned, owned
-from tertulia.store.tables import Conversation, Message, utcnow
+from tertulia.store.tables import Contact, Conversation, Message, utcnow
 
 STATUSES = ("open", "resolved", "unresolved")
 ROLES = ("user", "assistant", "system", "tool", "operator")
@@ -35,6 +35,7 @@ class ConversationDraft:
 class ConversationFilters:
     bot_id: str | None = None
     status: str | None = None
+    human_requested: bool | None = None  # True: waiting for a person (core.handoff)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class ConversationSummary:
     conversation: Conversation
     message_count: int
     last_message_at: datetime | None
+    contact: Contact | None = None
 
 
 def check_status(status: str) -> str:
@@ -90,11 +92,17 @@ async def list_conversations(
     session: AsyncSession, actor: Principal, filters: ConversationFilters, limit: int, offset: int
 ) -> Page[ConversationSummary]:
     actor.require("conversations:read")
+    actor.require_not_visitor("list conversations")
     query = owned(actor, Conversation)
     if filters.bot_id is not None:
         query = query.where(Conversation.bot_id == filters.bot_id)
     if filters.status is not None:
         query = query.where(Conversation.status == check_status(filters.status))
+    if filters.human_requested is not None:
+        asked = Conversation.meta["human_requested"].as_boolean()
+        query = query.where(
+            asked.is_(True) if filters.human_requested else or_(asked.is_(None), asked.is_(False))
+        )
     total = await count_rows(session, query)
     page = list(
         await session.scalars(
@@ -107,7 +115,14 @@ async def list_conversations(
         .group_by(Message.conversation_id)
     )
     by_id = {row[0]: (row[1], row[2]) for row in stats}
-    items = [ConversationSummary(c, *by_id.get(c.id, (0, None))) for c in page]
+    contact_ids = {c.contact_id for c in page if c.contact_id is not None}
+    known = {
+        contact.id: contact
+        for contact in await session.scalars(
+            select(Contact).where(Contact.account_id == actor.account_id, Contact.id.in_(contact_ids))
+        )
+    }
+    items = [ConversationSummary(c, *by_id.get(c.id, (0, None)), known.get(c.contact_id or "")) for c in page]
     return Page(items, total, limit, offset)
 
 
@@ -117,6 +132,12 @@ async def set_status(
     actor.require("conversations:write")
     conversation = await get_conversation(session, actor, conversation_id)
     conversation.status = check_status(status)
+    if status == "resolved":  # nobody is waited for, and nobody holds it, once it is resolved
+        conversation.meta = {
+            name: value
+            for name, value in conversation.meta.items()
+            if name not in ("human_requested", "operator")
+        }
     conversation.updated_at = utcnow()
     await session.commit()
     return conversation

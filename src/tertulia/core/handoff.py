@@ -23,10 +23,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.core import contacts
-from tertulia.core.conversations import get_conversation
+from tertulia.core.conversations import add_message, get_conversation
 from tertulia.core.errors import Invalid, NotFound
 from tertulia.core.principal import Principal
-from tertulia.store.tables import Conversation, utcnow
+from tertulia.store.tables import Conversation, Message, utcnow
 
 CONTACT_FIELDS = {"email": 320, "firstName": 128, "lastName": 128, "phoneNumber": 64}
 HANDOFF_REPLY = "I have asked a person from our team to join this conversation; they will answer here."
@@ -90,11 +90,11 @@ async def keep_contact(
         conversation.updated_at = utcnow()
         await session.commit()
         if actor.bot_id is None:  # a key bound to one bot does not reach the account's contacts
-            await _link_contact(session, actor, conversation, merged)
+            await link_contact(session, actor, conversation, merged)
     return conversation
 
 
-async def _link_contact(
+async def link_contact(
     session: AsyncSession, actor: Principal, conversation: Conversation, contact: dict[str, str]
 ) -> None:
     """The conversation's contact brought up to date with the lead; without one yet, the
@@ -125,3 +125,73 @@ async def request_human(session: AsyncSession, actor: Principal, conversation_id
     conversation.updated_at = utcnow()
     await session.commit()
     return conversation
+
+
+def held_by(conversation: Conversation) -> str | None:
+    """The name of the person who holds the conversation (the bot stays quiet), if any."""
+    operator = (conversation.meta or {}).get("operator")
+    return operator.get("name") if isinstance(operator, dict) else None
+
+
+def _operator_name(actor: Principal, name: str | None) -> str:
+    account = actor.account
+    return (name or "").strip()[:128] or account.nickname or account.username
+
+
+async def take_over(
+    session: AsyncSession, actor: Principal, conversation_id: str, name: str | None = None
+) -> Conversation:
+    """A person holds the conversation from now on: the bot stays quiet, and the request for a
+    person (if there was one) is answered."""
+    actor.require("conversations:write")
+    actor.require_not_visitor("take a conversation over")
+    conversation = await get_conversation(session, actor, conversation_id)
+    operator = {
+        "name": _operator_name(actor, name),
+        "account_id": actor.account_id,
+        "since": utcnow().isoformat(),
+    }
+    meta = {key: value for key, value in conversation.meta.items() if key != "human_requested"}
+    conversation.meta = {**meta, "operator": operator}
+    if conversation.status == "resolved":
+        conversation.status = "unresolved"
+    conversation.updated_at = utcnow()
+    await session.commit()
+    return conversation
+
+
+async def hand_back(session: AsyncSession, actor: Principal, conversation_id: str) -> Conversation:
+    """The bot answers again; the conversation is open and nobody is waited for."""
+    actor.require("conversations:write")
+    actor.require_not_visitor("hand a conversation back")
+    conversation = await get_conversation(session, actor, conversation_id)
+    conversation.meta = {
+        key: value for key, value in conversation.meta.items() if key not in ("human_requested", "operator")
+    }
+    conversation.status = "open"
+    conversation.updated_at = utcnow()
+    await session.commit()
+    return conversation
+
+
+async def operator_reply(
+    session: AsyncSession, actor: Principal, conversation_id: str, content: str, name: str | None = None
+) -> Message:
+    """A person's answer in the conversation; answering takes it over if nobody held it."""
+    actor.require_not_visitor("answer as a person")
+    if not content.strip():
+        raise Invalid("content must not be empty", {"field": "content"})
+    conversation = await get_conversation(session, actor, conversation_id)
+    if held_by(conversation) is None:
+        conversation = await take_over(session, actor, conversation.id, name)
+    holder = conversation.meta["operator"]
+    if not name and holder.get("account_id") == actor.account_id:
+        name = holder.get("name")  # the name they took it over with
+    return await add_message(
+        session,
+        actor,
+        conversation.id,
+        "operator",
+        content,
+        metadata={"sender_id": actor.account_id, "sender_name": _operator_name(actor, name)},
+    )

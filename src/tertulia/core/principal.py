@@ -10,7 +10,15 @@ from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tertulia.core.errors import Forbidden, NotFound
-from tertulia.store.tables import Account, Bot, Document, Job, KnowledgeBase, bot_knowledge_bases
+from tertulia.store.tables import (
+    Account,
+    Bot,
+    Conversation,
+    Document,
+    Job,
+    KnowledgeBase,
+    bot_knowledge_bases,
+)
 
 Row = TypeVar("Row")
 
@@ -28,6 +36,8 @@ class Principal:
     bot_id: str | None = None
     key_id: str | None = None
     routes: tuple[str, ...] | None = None  # a key limited to these route globs
+    # A web widget's visitor (core.widget): only that visitor's conversations with `bot_id`.
+    visitor_id: str | None = None
 
     def allows_route(self, path: str) -> bool:
         """Whether a key limited to routes may call `path`: it must match one of the globs and
@@ -48,6 +58,11 @@ class Principal:
     def require(self, scope: str) -> None:
         if self.scopes is not None and scope not in self.scopes:
             raise Forbidden(f"this credential lacks the {scope!r} scope", {"scope": scope})
+
+    def require_not_visitor(self, action: str) -> None:
+        """For what a widget's visitor may never do, even within its own bot."""
+        if self.visitor_id is not None:
+            raise Forbidden(f"a widget visitor cannot {action}")
 
     def require_any_bot(self) -> None:
         """For actions that are not about one bot (creating one, managing keys)."""
@@ -78,6 +93,10 @@ def owned(actor: Principal, model: type[Row]) -> Select[tuple[Row]]:
         return query
     if model is Bot:
         return query.where(Bot.id == actor.bot_id)
+    if actor.visitor_id is not None:
+        if model is not Conversation:
+            raise Forbidden("a widget visitor reaches its own conversations only")
+        return query.where(Conversation.bot_id == actor.bot_id, Conversation.visitor_id == actor.visitor_id)
     linked = select(bot_knowledge_bases.c.knowledge_base_id).where(
         bot_knowledge_bases.c.bot_id == actor.bot_id
     )

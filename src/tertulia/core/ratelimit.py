@@ -29,10 +29,16 @@ class RateLimiter:
     """One per process; its storage (memory, or Redis shared by every process) is the truth."""
 
     def __init__(
-        self, plans: dict[str, str], anonymous: str, storage_uri: str, timeout_seconds: float = 1.0
+        self,
+        plans: dict[str, str],
+        anonymous: str,
+        storage_uri: str,
+        timeout_seconds: float = 1.0,
+        visitor: str = "20/minute;300/hour",
     ) -> None:
         self._plans = {name: parse_many(rule) for name, rule in plans.items()}
         self._anonymous = parse_many(anonymous)
+        self._visitor = parse_many(visitor)
         options: dict[str, Any] = {"wrap_exceptions": True}
         self._pool: Any = None
         if storage_uri.startswith(("redis://", "rediss://", "unix://")):
@@ -61,6 +67,10 @@ class RateLimiter:
 
     async def hit_address(self, address: str) -> RateLimitState:
         return await self._hit(self._anonymous, "address", address)
+
+    async def hit_visitor(self, bot_id: str, visitor_id: str) -> RateLimitState:
+        """A web widget's visitor (each also counts against the account's plan)."""
+        return await self._hit(self._visitor, "visitor", bot_id, visitor_id)
 
     async def _hit(self, rules: list[RateLimitItem], *identity: str) -> RateLimitState:
         try:

@@ -172,6 +172,8 @@ class Bot(Timestamps, Base):
     skillset_id: Mapped[str | None] = mapped_column(String(40), index=True)
     # Null for bots made before it existed (a JSON server default cannot be compared on PostgreSQL).
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, default=dict)
+    # The web widget's settings (allowed origins, theme, greeting …; core.widget); null: none yet.
+    widget: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     knowledge_bases: Mapped[list["KnowledgeBase"]] = relationship(
         secondary=bot_knowledge_bases, lazy="selectin", order_by="KnowledgeBase.created_at"
@@ -221,7 +223,10 @@ class KnowledgeBase(Timestamps, Base):
 
 class Conversation(Timestamps, Base):
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_account_bot", "account_id", "bot_id"),)
+    __table_args__ = (
+        Index("ix_conversations_account_bot", "account_id", "bot_id"),
+        Index("ix_conversations_bot_visitor", "bot_id", "visitor_id"),
+    )
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("conv"))
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     bot_id: Mapped[str] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"), index=True)

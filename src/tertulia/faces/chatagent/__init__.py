@@ -12,12 +12,25 @@ from tertulia.faces.chatagent import (
     multimodal,
     plugins,
     websocket,
+    widget,
 )
 from tertulia.faces.chatagent.errors import dialect
 
 router = APIRouter(prefix="/api/v1")
-for module in (auth, bots, conversations, knowledge, models, monitoring, multimodal, plugins, websocket):
+for module in (
+    auth,
+    bots,
+    conversations,
+    knowledge,
+    models,
+    monitoring,
+    multimodal,
+    plugins,
+    websocket,
+    widget,
+):
     router.include_router(module.router)
 router.include_router(knowledge.jobs_router)
+router.include_router(widget.settings_router)
 
 __all__ = ["dialect", "router"]

@@ -4,11 +4,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from tertulia.core import conversations
+from tertulia.core import conversations, handoff
 from tertulia.core.chat import Question, collect_reply
 from tertulia.faces.chatagent.bots import Limit, Offset
 from tertulia.faces.chatagent.deps import CurrentPrincipal
 from tertulia.faces.chatagent.schemas import (
+    ContactBrief,
     ConversationCreate,
     ConversationPublic,
     ConversationsPublic,
@@ -19,9 +20,12 @@ from tertulia.faces.chatagent.schemas import (
     MessageCreate,
     MessagePublic,
     MessagesPublic,
+    OperatorMessage,
+    StatusChange,
+    TakeOver,
 )
 from tertulia.faces.deps import RuntimeDep, SessionDep
-from tertulia.store.tables import Conversation, Message
+from tertulia.store.tables import Contact, Conversation, Message
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 
@@ -88,8 +92,11 @@ async def list_conversations(
     offset: Offset = 0,
     bot_id: Annotated[str | None, Query(max_length=64)] = None,
     status: ConversationStatus | None = None,
+    human_requested: bool | None = None,
 ) -> ConversationsPublic:
-    filters = conversations.ConversationFilters(bot_id, TO_CORE_STATUS[status] if status else None)
+    filters = conversations.ConversationFilters(
+        bot_id, TO_CORE_STATUS[status] if status else None, human_requested
+    )
     page = await conversations.list_conversations(session, principal, filters, limit, offset)
     return ConversationsPublic(
         conversations=[
@@ -102,6 +109,10 @@ async def list_conversations(
                 message_count=item.message_count,
                 created_at=item.conversation.created_at,
                 last_message_at=item.last_message_at,
+                human_requested=bool(item.conversation.meta.get("human_requested")),
+                operator=handoff.held_by(item.conversation),
+                visitor_id=item.conversation.visitor_id,
+                contact=_contact_brief(item.conversation, item.contact),
             )
             for item in page.items
         ],
@@ -109,6 +120,17 @@ async def list_conversations(
         limit=page.limit,
         offset=page.offset,
     )
+
+
+def _contact_brief(conversation: Conversation, contact: Contact | None) -> ContactBrief | None:
+    """The account's contact row when linked, else what lead capture kept on the conversation."""
+    if contact is not None:
+        return ContactBrief(id=contact.id, name=contact.name, email=contact.email, phone=contact.phone)
+    kept = conversation.meta.get("contact")
+    if not isinstance(kept, dict) or not kept:
+        return None
+    name = " ".join(part for part in (kept.get("firstName"), kept.get("lastName")) if part) or None
+    return ContactBrief(id=None, name=name, email=kept.get("email"), phone=kept.get("phoneNumber"))
 
 
 @router.get("/{conversation_id}")
@@ -157,3 +179,38 @@ async def send_message(
         user_message=message_public(conversation, done.user_message),
         bot_response=message_public(conversation, done.reply),
     )
+
+
+# --- operators: a person takes a conversation over, answers, hands it back --------------
+
+
+@router.post("/{conversation_id}/takeover")
+async def take_over(
+    conversation_id: str, body: TakeOver, principal: CurrentPrincipal, session: SessionDep
+) -> ConversationPublic:
+    return conversation_public(await handoff.take_over(session, principal, conversation_id, body.name))
+
+
+@router.post("/{conversation_id}/handback")
+async def hand_back(
+    conversation_id: str, principal: CurrentPrincipal, session: SessionDep
+) -> ConversationPublic:
+    return conversation_public(await handoff.hand_back(session, principal, conversation_id))
+
+
+@router.post("/{conversation_id}/operator-messages", status_code=status.HTTP_201_CREATED)
+async def operator_message(
+    conversation_id: str, body: OperatorMessage, principal: CurrentPrincipal, session: SessionDep
+) -> MessagePublic:
+    message = await handoff.operator_reply(session, principal, conversation_id, body.content, body.name)
+    conversation = await conversations.get_conversation(session, principal, conversation_id)
+    return message_public(conversation, message)
+
+
+@router.put("/{conversation_id}/status")
+async def set_status(
+    conversation_id: str, body: StatusChange, principal: CurrentPrincipal, session: SessionDep
+) -> ConversationPublic:
+    principal.require_not_visitor("change a conversation's status")
+    changed = await conversations.set_status(session, principal, conversation_id, TO_CORE_STATUS[body.status])
+    return conversation_public(changed)

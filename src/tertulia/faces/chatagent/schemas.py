@@ -227,6 +227,15 @@ class ConversationPublic(BaseModel):
     updated_at: datetime
 
 
+class ContactBrief(BaseModel):
+    """Who the visitor is, as far as the conversation knows (id: the account's contact row)."""
+
+    id: str | None
+    name: str | None
+    email: str | None
+    phone: str | None
+
+
 class ConversationSummary(BaseModel):
     id: str
     bot_id: str
@@ -236,6 +245,24 @@ class ConversationSummary(BaseModel):
     message_count: int
     created_at: datetime
     last_message_at: datetime | None
+    # Tertulia's additions for operators (docs/web-channel.md).
+    human_requested: bool = False
+    operator: str | None = None
+    visitor_id: str | None = None
+    contact: ContactBrief | None = None
+
+
+class TakeOver(RequestModel):
+    name: Annotated[str, Field(max_length=128)] | None = None
+
+
+class OperatorMessage(RequestModel):
+    content: Annotated[str, Field(min_length=1, max_length=32000)]
+    name: Annotated[str, Field(max_length=128)] | None = None
+
+
+class StatusChange(RequestModel):
+    status: ConversationStatus
 
 
 class ConversationsPublic(BaseModel):

@@ -11,7 +11,9 @@ Once admitted, a socket is also told of every message stored in its conversation
 else (a REST call, another socket, another face, an operator, another server process sharing
 Redis) as {"type": "new_message", "conversation_id": …, "message": {…the REST message shape…}},
 and of a new status (a person asked for, the conversation resolved …) as
-{"type": "conversation_status", "conversation_id": …, "status": …}.
+{"type": "conversation_status", "conversation_id": …, "status": …, "human_requested": …,
+"operator": …}. While a person holds the conversation (core.handoff) a user_message is kept
+for them and answered with {"type": "conversation_held", "operator": …} instead of a reply.
 """
 
 import asyncio
@@ -24,13 +26,13 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
 from tertulia.core.accounts import authenticate_token
-from tertulia.core.chat import Done, Failed, Question, Token, ToolCalled, ToolReturned
+from tertulia.core.chat import Done, Failed, Held, Question, Token, ToolCalled, ToolReturned
 from tertulia.core.conversation_events import ConversationEvent, MessageAdded, StatusChanged
 from tertulia.core.conversations import get_conversation
 from tertulia.core.errors import Invalid, TertuliaError, Unauthenticated
 from tertulia.core.monitoring import bind_account
 from tertulia.core.principal import Principal
-from tertulia.faces.chatagent.conversations import SENDER_TYPES
+from tertulia.faces.chatagent.conversations import FROM_CORE_STATUS, SENDER_TYPES
 from tertulia.faces.chatagent.errors import CODES
 from tertulia.runtime import Runtime
 from tertulia.store.tables import utcnow
@@ -58,7 +60,9 @@ def _event_frame(event: ConversationEvent, bot_id: str) -> dict[str, Any]:
         return {
             "type": "conversation_status",
             "conversation_id": event.conversation_id,
-            "status": event.status,
+            "status": FROM_CORE_STATUS[event.status],
+            "human_requested": event.human_requested,
+            "operator": event.operator,
             "timestamp": _timestamp(),
         }
     return _new_message_frame(event, bot_id)
@@ -156,6 +160,16 @@ async def _answer(
                 )
             elif isinstance(event, Failed):
                 await send(_error_frame(event.error))
+            elif isinstance(event, Held):
+                await send(
+                    {
+                        "type": "conversation_held",
+                        "conversation_id": conversation_id,
+                        "operator": event.operator,
+                        "user_message_id": event.user_message.id if event.user_message else None,
+                        "timestamp": _timestamp(),
+                    }
+                )
             elif isinstance(event, Done):
                 if streaming:
                     await send(
