@@ -35,6 +35,10 @@ DEFAULTS: dict[str, Any] = {
     "language": "en",
     "colors": {"primary": "#2563eb", "background": "#ffffff", "text": "#111827"},
     "position": "right",
+    # Offer "talk to a person" and the contact form even when the bot's model has not the
+    # request-human / lead-capture tool (which offer them too).
+    "human_handoff": False,
+    "lead_form": False,
 }
 _COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 LENGTHS = {"title": 128, "greeting": 1000, "avatar_url": 2048}
@@ -95,6 +99,10 @@ def _checked(changes: dict[str, Any]) -> dict[str, Any]:
         elif name == "language":
             if value not in LANGUAGES:
                 raise Invalid("unknown widget language", {"field": name, "allowed": list(LANGUAGES)})
+            checked[name] = value
+        elif name in ("human_handoff", "lead_form"):
+            if not isinstance(value, bool):
+                raise Invalid(f"{name} is true or false", {"field": name})
             checked[name] = value
         elif name == "position":
             if value not in POSITIONS:
@@ -201,8 +209,8 @@ async def public_config(session: AsyncSession, actor: Principal) -> PublicConfig
         language=settings["language"],
         colors=settings["colors"],
         position=settings["position"],
-        lead_capture="lead-capture" in tools,
-        request_human="request-human" in tools,
+        lead_capture=settings["lead_form"] or "lead-capture" in tools,
+        request_human=settings["human_handoff"] or "request-human" in tools,
     )
 
 

@@ -472,6 +472,8 @@ class WidgetSettings(BaseModel):
     language: str
     colors: dict[str, str]
     position: str
+    human_handoff: bool
+    lead_form: bool
     visitor_rate_limit: str
 
 
@@ -485,6 +487,8 @@ class WidgetSettingsUpdate(RequestModel):
     language: str | None = None
     colors: dict[str, str] | None = None
     position: str | None = None
+    human_handoff: bool | None = None
+    lead_form: bool | None = None
 
 
 class WidgetKeyCreate(RequestModel):
