@@ -71,10 +71,6 @@ async def set_up_bot_in_console(
         f"/api/v1/bots/{bot_id}", headers=owner, json={"llm_config": {"temperature": 0.0, "max_tokens": 48}}
     )
     assert tuned.status_code == 200, tuned.text
-    offered = await api.put(
-        f"/api/v1/bots/{bot_id}/widget", headers=owner, json={"human_handoff": True, "lead_form": True}
-    )
-    assert offered.status_code == 200, offered.text
     await item.click()
     await console.get_by_test_id("kb-name").fill("Timetables")
     await console.get_by_test_id("kb-create-submit").click()
@@ -89,6 +85,8 @@ async def set_up_bot_in_console(
 
     await console.get_by_test_id("tab-widget").click()
     await console.get_by_test_id("widget-origins").fill(origin)
+    await console.get_by_test_id("widget-handoff").check()
+    await console.get_by_test_id("widget-lead-form").check()
     await console.get_by_test_id("widget-save").click()
     await console.get_by_test_id("widget-key-create").click()
     embed = console.get_by_test_id("widget-embed")
@@ -212,3 +210,53 @@ async def test_a_page_on_another_origin_is_refused(browser, tertulia: str, site:
         await expect(page.get_by_test_id("error")).to_be_visible(timeout=15_000)
         assert refused, "the browser itself refused the cross-origin calls"
         assert (await api.get("/api/v1/conversations", headers=owner)).json()["total"] == 0
+
+
+async def test_the_widget_works_by_keyboard_on_a_phone_in_the_bots_language(
+    browser, tertulia: str, site: Site
+) -> None:
+    async with httpx.AsyncClient(base_url=tertulia, timeout=60) as api:
+        owner = await register(api, "pilar")
+        bot = (await api.post("/api/v1/bots/", headers=owner, json={"name": "Guía del puerto"})).json()
+        themed = await api.put(
+            f"/api/v1/bots/{bot['id']}/widget",
+            headers=owner,
+            json={
+                "allowed_origins": [site.origin],
+                "greeting": "¡Hola! Pregúntame por los ferris.",
+                "language": "es",
+                "colors": {"primary": "#0f766e"},
+                "position": "left",
+            },
+        )
+        assert themed.status_code == 200, themed.text
+        key = (
+            await api.post(f"/api/v1/bots/{bot['id']}/widget/keys", headers=owner, json={"name": "s"})
+        ).json()
+    site.pages["/movil.html"] = embedding_page(key["embed"])
+    phone = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = await phone.new_page()
+    await page.goto(f"{site.origin}/movil.html")
+
+    launcher = page.get_by_test_id("launcher")
+    await expect(launcher).to_have_attribute("aria-expanded", "false")
+    await launcher.focus()
+    await page.keyboard.press("Enter")
+    await expect(launcher).to_have_attribute("aria-expanded", "true")
+    panel = page.get_by_test_id("panel")
+    await expect(panel).to_have_attribute("role", "dialog")
+    await expect(panel).to_have_attribute("aria-label", "Guía del puerto")
+    await expect(page.get_by_test_id("log")).to_have_attribute("role", "log")
+    await expect(page.get_by_test_id("input")).to_be_focused()
+    await expect(page.get_by_test_id("message").filter(has_text="Pregúntame por los ferris")).to_be_visible()
+    box = await panel.bounding_box()
+    assert box is not None and box["width"] == 390  # the whole width of the phone
+    send_label = await page.get_by_test_id("send").get_attribute("aria-label")
+    assert send_label and send_label.lower() != "send"  # in Spanish, like the rest
+    primary = await page.get_by_test_id("send").evaluate("button => getComputedStyle(button).backgroundColor")
+    assert primary == "rgb(15, 118, 110)"  # the bot's colour
+    await screenshot(page, "widget-phone")
+
+    await page.keyboard.press("Escape")
+    await expect(panel).to_be_hidden()
+    await expect(launcher).to_be_focused()

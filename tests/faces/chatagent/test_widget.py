@@ -321,3 +321,17 @@ async def test_the_operators_reply_reaches_the_visitor_live(server) -> None:
             "Hi, Olga here.",
             "Olga",
         )
+
+
+async def test_the_widget_and_the_console_are_served(client) -> None:
+    script = await client.get("/widget.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"] == "text/javascript; charset=utf-8"  # its strings are UTF-8
+    assert "tertulia-widget" in script.text and "/api/v1/widget/" in script.text
+    page = await client.get("/console/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.headers["x-frame-options"] == "DENY" and "/console/console.js" in page.text
+    assert (await client.get("/console", follow_redirects=False)).headers["location"] == "/console/"
+    assert (await client.get("/console/console.css")).headers["content-type"].startswith("text/css")
+    typed = await client.get("/console/inbox", follow_redirects=False)  # a route of the page, typed
+    assert typed.status_code == 307 and typed.headers["location"] == "/console/"

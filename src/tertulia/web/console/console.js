@@ -477,6 +477,8 @@ async function showWidget(root, bot) {
   const primary = h('input', { type: 'color', value: sixDigitColor(colors.primary) });
   const position = h('select', { value: settings.position || 'right' },
     h('option', { value: 'right' }, 'Right'), h('option', { value: 'left' }, 'Left'));
+  const handoff = h('input', { type: 'checkbox', testid: 'widget-handoff', checked: Boolean(settings.human_handoff) });
+  const leadForm = h('input', { type: 'checkbox', testid: 'widget-lead-form', checked: Boolean(settings.lead_form) });
   const save = h('button', { testid: 'widget-save', type: 'submit' }, 'Save settings');
   const form = h('form', { testid: 'widget-form', class: 'card' },
     h('h3', {}, 'Widget settings'),
@@ -484,6 +486,9 @@ async function showWidget(root, bot) {
     field('Title', title, 'Empty: the bot’s name.'), field('Greeting', greeting),
     h('div', { class: 'row' }, field('Language', language), field('Primary colour', primary),
       field('Position', position)),
+    h('div', { class: 'row' },
+      field('Offer “talk to a person”', handoff, 'Also offered when the bot has the request-human plugin.'),
+      field('Offer the contact form', leadForm, 'Also offered when the bot has the lead-capture plugin.')),
     settings.visitor_rate_limit && h('p', { class: 'muted' }, `Per-visitor limit: ${settings.visitor_rate_limit}`),
     save);
   form.addEventListener('submit', async (event) => {
@@ -495,6 +500,8 @@ async function showWidget(root, bot) {
       language: language.value,
       colors: { ...colors, primary: primary.value },
       position: position.value,
+      human_handoff: handoff.checked,
+      lead_form: leadForm.checked,
     }));
     if (saved) toast('Widget settings saved.', 'ok');
   });
@@ -744,7 +751,7 @@ function conversationItem(item, selectedId) {
   const operator = operatorName(item.operator);
   return h('li', { testid: 'conversation-item', 'data-conversation-id': item.id },
     h('a', { href: `#/inbox/${encodeURIComponent(item.id)}`, 'aria-current': item.id === selectedId && 'true' },
-      h('span', { class: 'line' }, h('strong', {}, item.title || 'Untitled conversation'),
+      h('span', { class: 'line' }, h('strong', {}, item.title || (item.visitor_id ? 'Web visitor' : 'Untitled conversation')),
         badge(item.status, item.status), item.human_requested && badge('person requested', 'warn')),
       h('span', { class: 'line muted' }, botName(item.bot_id), operator && ` · with ${operator}`),
       contact && h('span', { class: 'line' }, contact),
