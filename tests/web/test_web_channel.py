@@ -153,6 +153,13 @@ async def test_a_visitor_and_an_operator_on_the_web(
     await expect(shop.get_by_test_id("message").filter(has_text=QUESTION)).to_have_count(1)
     await expect(shop.locator('[data-testid="message"][data-role="assistant"]')).to_have_count(1)
 
+    lead_form = shop.get_by_test_id("lead-form")
+    if not await lead_form.is_visible():
+        await shop.get_by_test_id("lead-toggle").click()
+    await shop.get_by_test_id("lead-name").fill("Ana Pérez")
+    await shop.get_by_test_id("lead-email").fill("ana@example.com")
+    await shop.get_by_test_id("lead-submit").click()
+    await expect(shop.get_by_test_id("lead-note")).not_to_be_empty()
     await shop.get_by_test_id("handoff").click()
     await expect(shop.get_by_test_id("status")).to_contain_text(re.compile("person", re.IGNORECASE))
 
@@ -160,6 +167,7 @@ async def test_a_visitor_and_an_operator_on_the_web(
     await console.locator('[data-testid="inbox-filter"] [data-filter="human_requested"]').click()
     waiting = console.get_by_test_id("conversation-item").first
     await expect(waiting).to_be_visible(timeout=15_000)
+    await expect(waiting).to_contain_text("ana@example.com")  # the contact the visitor left
     await waiting.click()
     await expect(console.get_by_test_id("conversation-message").filter(has_text=QUESTION)).to_have_count(1)
     await console.get_by_test_id("takeover").click()
@@ -170,6 +178,9 @@ async def test_a_visitor_and_an_operator_on_the_web(
     from_person = shop.locator('[data-testid="message"][data-role="operator"]')
     await expect(from_person).to_contain_text(REPLY, timeout=30_000)
     await screenshot(shop, "widget-operator-reply")
+    await expect(console.get_by_test_id("conversation-message").filter(has_text=REPLY)).to_have_count(1)
+    await console.locator('[data-testid="inbox-filter"] [data-filter="all"]').click()
+    await expect(console.get_by_test_id("conversation-item").filter(has_text="olga")).to_be_visible()
     await expect(console.get_by_test_id("conversation-message").filter(has_text=REPLY)).to_have_count(1)
     await screenshot(console, "console-inbox")
 

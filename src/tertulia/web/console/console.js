@@ -777,7 +777,7 @@ async function showConversation(view, conversationId, refreshList) {
     const operator = context.operator;
     const heldByMe = Boolean(operator) && (operator.account_id
       ? operator.account_id === (state.me && state.me.id) : operatorName(operator) === myName());
-    title.textContent = current.title || 'Untitled conversation';
+    title.textContent = current.title || 'Conversation';
     status.textContent = [`Status: ${current.status}`, context.human_requested && 'person requested',
       operator && `held by ${operatorName(operator) || 'an operator'}`].filter(Boolean).join(' · ');
     takeover.hidden = heldByMe;
