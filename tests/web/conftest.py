@@ -58,9 +58,10 @@ async def browser() -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-def tertulia(database) -> Iterator[str]:
-    """A real server: `http://127.0.0.1:port`."""
-    with serve_in_thread(Settings(database_url=database.url)) as address:
+def tertulia(database, stack_redis_url: str | None) -> Iterator[str]:
+    """A real server: `http://127.0.0.1:port` (its live events through Redis on the scale stack)."""
+    redis = {"redis_url": stack_redis_url} if stack_redis_url else {}
+    with serve_in_thread(Settings(database_url=database.url, **redis)) as address:
         yield f"http://{address}"
 
 

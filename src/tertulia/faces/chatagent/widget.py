@@ -191,18 +191,6 @@ class MessageView(BaseModel):
     sources: list[SourceView] = []
 
 
-class ConfigView(BaseModel):
-    bot_id: str
-    title: str
-    avatar_url: str | None
-    greeting: str
-    language: str
-    colors: dict[str, str]
-    position: str
-    lead_capture: bool
-    request_human: bool
-
-
 class VisitorPassView(BaseModel):
     visitor_id: str
     visitor_token: str
@@ -315,8 +303,8 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @router.get("/config", dependencies=[OriginChecked])
-async def config(caller: WidgetCaller, session: SessionDep) -> ConfigView:
-    return ConfigView(**vars(await widget.public_config(session, caller)))
+async def config(caller: WidgetCaller, session: SessionDep) -> widget.PublicConfig:
+    return await widget.public_config(session, caller)
 
 
 @router.post("/visitors", status_code=status.HTTP_201_CREATED, dependencies=[OriginChecked])
