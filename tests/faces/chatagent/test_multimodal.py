@@ -5,6 +5,7 @@ results sent into a conversation or a knowledge base; made files downloadable by
 
 import io
 import json
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -27,6 +28,11 @@ from tests.providers.standins import API_KEY, serving
 from tests.providers.transcription_standin import TranscriptionStandIn
 
 SPOKEN = "The invoice number is four eight two one three"
+
+
+def digits(text: str) -> str:
+    """The digits of a transcript: Whisper writes spoken digits as 48213 or 4-8-213, by CPU."""
+    return re.sub(r"\D", "", text)
 
 
 async def process(
@@ -199,7 +205,7 @@ async def test_faces_are_found_in_photographs_of_people_and_not_elsewhere(client
 async def test_speech_is_transcribed_by_the_packaged_whisper_model(client, alice, speech: Speech) -> None:
     body = processed(await process(client, alice, "note.wav", speech.data))
     assert body["media_type"] == "audio"
-    assert "invoice number" in body["content"].lower() and "48213" in body["content"]
+    assert "invoice number" in body["content"].lower() and "48213" in digits(body["content"])
     metadata = body["metadata"]
     assert metadata["format"] == "wav" and 2.5 < metadata["duration"] < 4
     assert metadata["language"] == "en" and metadata["transcription_model"] == "whisper-base"
@@ -227,7 +233,7 @@ async def test_a_video_gives_key_frames_with_their_faces_and_its_speech(
     options = {"extract_images": True, "extract_text": False, "detect_faces": True, "max_frames": 3}
     body = processed(await process(client, alice, "clip.mp4", video, options))
     assert body["media_type"] == "video"
-    assert "48213" in body["content"]
+    assert "48213" in digits(body["content"])
     metadata = body["metadata"]
     assert metadata["width"] == 512 and metadata["height"] == 512 and metadata["has_audio"] is True
     assert metadata["video_codec"] == "mpeg4" and metadata["audio_codec"] == "aac"
@@ -437,7 +443,7 @@ async def test_results_go_into_a_knowledge_base_and_are_found(client, alice, spe
     )
     assert document.json()["name"] == "call.wav" and document.json()["metadata"]["media_type"] == "audio"
     results = await search(client, alice, base_id, "invoice number", mode="text")
-    assert results and "48213" in results[0]["content"]
+    assert results and "48213" in digits(results[0]["content"])
 
     sheet = processed(
         await process(

@@ -210,7 +210,9 @@ def answer_turn(question: str, outcome: ToolOutcome) -> ChatTurn:
     return ChatTurn(
         "user",
         f"{question}\n\nTool result for {outcome.call.name}({arguments}): {result}\n"
-        "Answer the question using this result.",
+        # A small model otherwise starts over ("To find 12.5% of …, we use the formula") and
+        # can run out of room before it says the result.
+        "Answer the question in one or two sentences, giving this result first.",
     )
 
 
