@@ -153,7 +153,7 @@ async def widget_caller(
 WidgetCaller = Annotated[Principal, Depends(widget_caller)]
 
 
-async def visitor(request: Request, caller: WidgetCaller, runtime: RuntimeDep) -> Principal:
+async def visitor(caller: WidgetCaller, runtime: RuntimeDep) -> Principal:
     if caller.visitor_id is None:
         raise Forbidden("this path takes a visitor token (POST /visitors makes one)")
     assert caller.bot_id is not None
